@@ -1,0 +1,471 @@
+//! `GpuWorkload`: one RunPod Pod or Serverless endpoint, declared as a Kubernetes object.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{DeletionPolicy, LocalObjectRef, ManagementPolicy, SecretKeySelector, Usd};
+
+/// A GPU workload on RunPod: a Pod (billed per second while it exists) or a Serverless
+/// endpoint (workers billed per second while they run), with the money rules that bound it.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "runpod-operator.dev",
+    version = "v1alpha1",
+    kind = "GpuWorkload",
+    doc = "A GPU workload on RunPod (a Pod or a Serverless endpoint) that the operator keeps in line with its spec and its spending cap.",
+    namespaced,
+    shortname = "gw",
+    category = "runpod",
+    status = "GpuWorkloadStatus",
+    cel,
+    printcolumn(name = "Type", type_ = "string", json_path = ".spec.type"),
+    printcolumn(name = "GPU", type_ = "string", json_path = ".spec.gpu.types[0]"),
+    printcolumn(name = "State", type_ = "string", json_path = ".status.state"),
+    printcolumn(name = "$/h", type_ = "string", json_path = ".status.costPerHour"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("self.type != 'Pod' || !has(self.serverless)")
+        .message("spec.serverless applies only to type Serverless or Auto: remove it, or set spec.type to Serverless"),
+    validation = Rule::new("self.type == 'Pod' || has(self.serverless)")
+        .message("spec.serverless is required when spec.type is Serverless or Auto: set at least spec.serverless.maxWorkers"),
+    validation = Rule::new("self.type != 'Serverless' || !has(self.volume)")
+        .message("spec.volume (a pod volume) applies only to type Pod or Auto: remove it, or attach a NetworkVolume through spec.networkVolumes"),
+    validation = Rule::new("self.type != 'Serverless' || !has(self.state)")
+        .message("spec.state applies only to type Pod or Auto: remove it; a Serverless endpoint scales with spec.serverless.activeWorkers and maxWorkers"),
+    validation = Rule::new("self.type != 'Serverless' || !has(self.stoppedVolumePolicy)")
+        .message("spec.stoppedVolumePolicy applies only to type Pod or Auto: remove it"),
+    validation = Rule::new("self.type != 'Serverless' || !has(self.gpu.cloud)")
+        .message("spec.gpu.cloud applies only to type Pod or Auto (Serverless workers choose their own cloud): remove it"),
+    validation = Rule::new("self.type == 'Serverless' || (has(self.volume) ? 1 : 0) + (has(self.networkVolumes) ? size(self.networkVolumes) : 0) <= 1")
+        .message("a RunPod pod has at most one mount: keep either spec.volume or a single entry in spec.networkVolumes"),
+    validation = Rule::new("self.type != 'Serverless' || !has(self.networkVolumes) || self.networkVolumes.all(v, !has(v.mountPath))")
+        .message("Serverless workers mount network volumes at /runpod-volume: remove spec.networkVolumes[].mountPath"),
+)]
+pub struct GpuWorkloadSpec {
+    /// How the workload runs: `Pod` (a long-lived container billed per second while it
+    /// exists), `Serverless` (an endpoint whose workers are billed per second while they run),
+    /// or `Auto` (the operator chooses from measured utilisation).
+    #[serde(rename = "type")]
+    pub workload_type: WorkloadType,
+
+    /// The cluster-scoped RunPodAccount whose API key, caps and credit policy apply.
+    /// Defaults to the account named `default`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_ref: Option<LocalObjectRef>,
+
+    /// The container image, e.g. `ghcr.io/acme/matting-worker:1.4.2`.
+    #[x_kube(validation = Rule::new("size(self) > 0").message("spec.image is empty: set the container image, e.g. ghcr.io/acme/worker:1.0"))]
+    #[schemars(length(max = 512))]
+    pub image: String,
+
+    /// Arguments given to the container's start command, as one string (RunPod's `args`).
+    /// Unset keeps the image's CMD.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 4096))]
+    pub args: Option<String>,
+
+    /// Environment variables of the container, each a plain `value` or a `valueFrom` Secret
+    /// key. Names are unique.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 100),
+        extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"])
+    )]
+    pub env: Vec<EnvVar>,
+
+    /// Ports the container exposes, each `<port>/http` or `<port>/tcp`, e.g. `8888/http`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20))]
+    #[x_kube(validation = Rule::new("self.all(p, p.matches('^[0-9]{1,5}/(http|tcp)$'))").message("spec.ports entries must look like 8888/http or 22/tcp"))]
+    pub ports: Vec<String>,
+
+    /// A Secret (same namespace) holding the credentials of a private image registry, with
+    /// keys `username` and `password`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry_credentials: Option<LocalObjectRef>,
+
+    /// The GPUs: an ordered list of acceptable types, how many, and the CUDA constraint.
+    pub gpu: GpuSpec,
+
+    /// RunPod data centre ids the workload may run in, e.g. `EU-RO-1`. Empty means any.
+    /// RunPod enforces the list: too narrow a list fails with a capacity error.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 40))]
+    pub data_centers: Vec<String>,
+
+    /// Container disk in GB. It is wiped whenever the container restarts or the pod stops.
+    /// Unset means RunPod's default of 50 GB, shown in every plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 4096").message("spec.containerDiskGb must be between 1 and 4096 GB"))]
+    pub container_disk_gb: Option<u32>,
+
+    /// A pod volume: disk that survives restarts and stops, destroyed when the pod is deleted
+    /// or replaced. Pod only. Billed while stopped at twice the running rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume: Option<PodVolume>,
+
+    /// Network volumes to attach, by the name of a NetworkVolume in the same namespace. A pod
+    /// takes at most one (instead of spec.volume); an endpoint takes one per data centre.
+    /// Attaching pins the workload to the volume's data centre.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10))]
+    pub network_volumes: Vec<NetworkVolumeMount>,
+
+    /// Serverless settings: worker class, worker counts, scaling and timeouts.
+    /// Required for `Serverless` and `Auto`, refused for `Pod`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serverless: Option<ServerlessSpec>,
+
+    /// The pod's desired state: `Running` or `Stopped` (a stopped pod keeps its volume and
+    /// pays only for storage). Pod only; defaults to `Running`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<DesiredState>,
+
+    /// The most this workload may cost. The operator refuses to create, start or scale up
+    /// anything whose worst-case cost passes it.
+    pub spending_cap: SpendingCap,
+
+    /// What to do with a pod that stays stopped (its volume bills at $0.20/GB/month). Pod
+    /// only; defaults to the account's policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_volume_policy: Option<StoppedVolumePolicy>,
+
+    /// What happens on RunPod when this object is deleted: `Delete` (default) or `Orphan`.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+
+    /// How much the operator may do: `Manage` (default), `ObserveOnly` or `Paused`.
+    #[serde(default)]
+    pub management_policy: ManagementPolicy,
+
+    /// When credit runs low and the account policy stops workloads, lower priorities stop
+    /// first. Default 0.
+    #[serde(default)]
+    pub priority: i32,
+}
+
+/// How a workload runs on RunPod.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum WorkloadType {
+    /// A RunPod Pod.
+    Pod,
+    /// A RunPod Serverless endpoint.
+    Serverless,
+    /// The operator chooses Pod or Serverless from measured utilisation.
+    Auto,
+}
+
+/// One environment variable.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.value) != has(self.valueFrom)")
+    .message("spec.env entries need exactly one of value or valueFrom"))]
+pub struct EnvVar {
+    /// The variable's name.
+    #[x_kube(validation = Rule::new("self.matches('^[A-Za-z_][A-Za-z0-9_]*$')").message("spec.env[].name must be a shell variable name: letters, digits and _, not starting with a digit"))]
+    #[schemars(length(max = 256))]
+    pub name: String,
+    /// A literal value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32768))]
+    pub value: Option<String>,
+    /// Where to read the value from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_from: Option<EnvVarSource>,
+}
+
+/// The source of an environment variable's value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvVarSource {
+    /// A key of a Secret in the workload's namespace.
+    pub secret_key_ref: SecretKeySelector,
+}
+
+/// The GPUs a workload needs.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.allowedCudaVersions) || size(self.allowedCudaVersions) == 0 || !has(self.minCudaVersion)")
+    .message("set either spec.gpu.allowedCudaVersions or spec.gpu.minCudaVersion, not both"))]
+pub struct GpuSpec {
+    /// Acceptable GPU type ids in order of preference, exactly as RunPod names them, e.g.
+    /// `NVIDIA A100-SXM4-80GB`. Changing them on a pod is a planned replace.
+    #[schemars(length(max = 10))]
+    #[x_kube(validation = Rule::new("size(self) >= 1").message("spec.gpu.types needs at least one GPU type id, such as \"NVIDIA A100-SXM4-80GB\""))]
+    pub types: Vec<String>,
+
+    /// GPUs per pod, or per worker for an endpoint. Default 1. The most a GPU type allows
+    /// comes from RunPod's catalogue and is checked by the operator.
+    #[serde(default = "one")]
+    #[x_kube(validation = Rule::new("self >= 1").message("spec.gpu.count must be at least 1"))]
+    pub count: u32,
+
+    /// `Secure` (default) or `Community` cloud. Pod only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud: Option<Cloud>,
+
+    /// CUDA versions the host may run, e.g. `["12.4", "12.8"]`. Empty means any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 12))]
+    #[x_kube(validation = Rule::new("self.all(v, v in ['13.0', '12.9', '12.8', '12.7', '12.6', '12.5', '12.4', '12.3', '12.2', '12.1', '12.0', '11.8'])").message("spec.gpu.allowedCudaVersions entries must be RunPod CUDA versions, from 11.8 to 13.0, e.g. \"12.4\""))]
+    pub allowed_cuda_versions: Vec<String>,
+
+    /// The lowest CUDA version the host may run, e.g. `12.4`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self in ['13.0', '12.9', '12.8', '12.7', '12.6', '12.5', '12.4', '12.3', '12.2', '12.1', '12.0', '11.8']").message("spec.gpu.minCudaVersion must be a RunPod CUDA version, from 11.8 to 13.0, e.g. \"12.4\""))]
+    pub min_cuda_version: Option<String>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// RunPod's two clouds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Cloud {
+    /// RunPod's own data centres.
+    Secure,
+    /// Third-party hosts; cheaper, no new hosts accepted since 2026.
+    Community,
+}
+
+/// A pod volume.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PodVolume {
+    /// Size in GB, at least 10. It can only grow in place; shrinking means a replace, which
+    /// destroys the data.
+    #[x_kube(validation = Rule::new("self >= 10 && self <= 4096").message("spec.volume.sizeGb must be between 10 and 4096 GB"))]
+    pub size_gb: u32,
+    /// Where the volume is mounted. Default `/workspace`.
+    #[serde(default = "workspace")]
+    #[schemars(length(max = 256))]
+    #[x_kube(validation = Rule::new("self.startsWith('/')").message("spec.volume.mountPath must be an absolute path such as /workspace"))]
+    pub mount_path: String,
+}
+
+fn workspace() -> String {
+    "/workspace".to_string()
+}
+
+/// A NetworkVolume attached to the workload.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkVolumeMount {
+    /// The name of a NetworkVolume in the workload's namespace.
+    #[x_kube(validation = Rule::new("size(self) > 0").message("spec.networkVolumes[].name is empty: name a NetworkVolume in this namespace"))]
+    #[schemars(length(max = 253))]
+    pub name: String,
+    /// Where a pod mounts it (default `/workspace`). Serverless workers always mount at
+    /// `/runpod-volume`, so endpoints leave this unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    #[x_kube(validation = Rule::new("self.startsWith('/')").message("spec.networkVolumes[].mountPath must be an absolute path such as /workspace"))]
+    pub mount_path: Option<String>,
+}
+
+/// Serverless endpoint settings.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("self.maxWorkers >= self.activeWorkers")
+        .message("spec.serverless.maxWorkers must be at least spec.serverless.activeWorkers: raise maxWorkers or lower activeWorkers"),
+    validation = Rule::new("self.workerClass != 'Flex' || self.activeWorkers == 0")
+        .message("Flex workers scale to zero, so spec.serverless.activeWorkers must be 0: set workerClass to Active for always-on workers"),
+    validation = Rule::new("self.workerClass != 'Active' || self.activeWorkers >= 1")
+        .message("workerClass Active needs spec.serverless.activeWorkers of at least 1: set it, or use workerClass Flex"),
+    validation = Rule::new("!has(self.idleTimeoutSeconds) || !has(self.scaler) || self.scaler.type != 'RequestCount'")
+        .message("RunPod refuses spec.serverless.idleTimeoutSeconds with scaler type RequestCount: remove idleTimeoutSeconds or use QueueDelay"),
+)]
+pub struct ServerlessSpec {
+    /// `Flex` (default): workers scale to zero and cost nothing idle. `Active`: the first
+    /// `activeWorkers` run all the time at a discount.
+    #[serde(default)]
+    pub worker_class: WorkerClass,
+
+    /// Always-on workers (RunPod's `workers.min`), billed around the clock. 0 for Flex.
+    #[serde(default)]
+    pub active_workers: u32,
+
+    /// The most workers the endpoint may run at once (RunPod's `workers.max`). The
+    /// worst-case cost, checked against the spending cap, is this many workers busy.
+    pub max_workers: u32,
+
+    /// Seconds a worker stays up, and billed, after its last job (1-3600). RunPod's default
+    /// is 5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 3600").message("spec.serverless.idleTimeoutSeconds must be between 1 and 3600"))]
+    pub idle_timeout_seconds: Option<u32>,
+
+    /// How RunPod adds workers. Default: queue delay of 4 seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scaler: Option<Scaler>,
+
+    /// The longest one job may run, in seconds (5 s to 7 days).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 5 && self <= 604800").message("spec.serverless.executionTimeoutSeconds must be between 5 and 604800 (7 days)"))]
+    pub execution_timeout_seconds: Option<u32>,
+
+    /// FlashBoot keeps worker state after spin-down for faster cold starts, at no charge:
+    /// `Off` (RunPod's API default), `FlashBoot` or `PriorityFlashBoot`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flash_boot: Option<FlashBoot>,
+}
+
+/// Serverless worker class.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum WorkerClass {
+    /// Workers scale to zero; billed only while they run.
+    #[default]
+    Flex,
+    /// `activeWorkers` workers always on, billed continuously at the active rate.
+    Active,
+}
+
+/// How RunPod scales an endpoint's workers.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Scaler {
+    /// `QueueDelay`: add a worker when a job has waited `value` seconds. `RequestCount`:
+    /// one worker per `value` queued or running jobs.
+    #[serde(rename = "type")]
+    pub scaler_type: ScalerType,
+    /// Seconds (QueueDelay) or jobs per worker (RequestCount); at least 1.
+    #[x_kube(validation = Rule::new("self >= 1").message("spec.serverless.scaler.value must be at least 1"))]
+    pub value: u32,
+}
+
+/// RunPod's scaler kinds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ScalerType {
+    /// Scale on how long jobs wait in the queue.
+    QueueDelay,
+    /// Scale on queued plus running jobs.
+    RequestCount,
+}
+
+/// FlashBoot modes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum FlashBoot {
+    /// No FlashBoot.
+    Off,
+    /// FlashBoot on.
+    FlashBoot,
+    /// FlashBoot on priority capacity.
+    PriorityFlashBoot,
+}
+
+/// The desired state of a pod.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum DesiredState {
+    /// The pod runs and its GPUs bill.
+    Running,
+    /// The pod is stopped: GPUs released, container disk wiped, volume kept and billed.
+    Stopped,
+}
+
+/// Spending caps of one workload.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SpendingCap {
+    /// The most the workload may cost per hour in the worst case (a pod: GPUs and storage;
+    /// an endpoint: every worker busy), in USD as a decimal string, e.g. `"2.50"`.
+    pub usd_per_hour: Usd,
+    /// An optional cap on the projected month, in USD, e.g. `"600"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usd_per_month: Option<Usd>,
+}
+
+/// What to do with a pod that stays stopped.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct StoppedVolumePolicy {
+    /// `Alert` (report it and its storage cost) or `Delete` (delete the pod and its volume:
+    /// the data is lost).
+    pub action: StoppedVolumeAction,
+    /// Hours a pod may stay stopped before the action applies.
+    #[x_kube(validation = Rule::new("self >= 1").message("stoppedVolumePolicy.afterHours must be at least 1"))]
+    pub after_hours: u32,
+}
+
+/// The stopped-volume actions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum StoppedVolumeAction {
+    /// Report the pod and what its volume costs; delete nothing.
+    Alert,
+    /// Delete the stopped pod; its pod volume and data are destroyed.
+    Delete,
+}
+
+/// What the operator last saw and did.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GpuWorkloadStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Ready`, `Reconciling`, `Stalled` (kstatus) and the domain conditions `Drifted`,
+    /// `SpendCapExceeded`, `InsufficientCredit`, `ReplaceNeedsApproval`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// The RunPod pod or endpoint id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runpod_id: Option<String>,
+    /// The state RunPod reports, e.g. `RUNNING`, `EXITED`, or for an endpoint `3 running / 30 max`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// What the workload costs per hour right now, in USD.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_per_hour: Option<Usd>,
+    /// The worst-case cost per hour (an endpoint at max workers), in USD.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worst_case_cost_per_hour: Option<Usd>,
+    /// The month projected from the current hourly cost, in USD.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub projected_monthly_cost: Option<Usd>,
+    /// Fields where RunPod differs from the spec.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<DriftEntry>,
+    /// The last plan the operator made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_plan: Option<PlanSummary>,
+}
+
+/// One field that differs between the spec and RunPod.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DriftEntry {
+    /// The spec path, e.g. `spec.serverless.maxWorkers`.
+    pub field: String,
+    /// The declared value.
+    pub declared: String,
+    /// The value RunPod reports.
+    pub observed: String,
+}
+
+/// A summary of a plan.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanSummary {
+    /// The plan's hash; approving a replace means putting it in an annotation.
+    pub hash: String,
+    /// The actions, in order, in words.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<String>,
+    /// How the hourly cost changes when the plan is applied, in USD (may be negative).
+    pub cost_delta_per_hour: String,
+}

@@ -1,0 +1,277 @@
+//! Manifest checks without a cluster: the same verdict the API server gives, with the field
+//! path and the fix in every message.
+//!
+//! A document goes through three checks, in the order the API server applies them: unknown
+//! fields (kubectl's strict field validation), types (serde, with the path of the field that
+//! failed), then the CRD's CEL rules, with schema defaults applied first. The CLI uses this to
+//! refuse a bad manifest before anything reaches RunPod; the tests use it to run every CEL
+//! rule against accepted and rejected objects. Pure: no I/O.
+
+use std::{fmt, sync::LazyLock};
+
+use kube::{
+    CustomResourceExt, Resource,
+    core::cel::{CompiledSchema, Validator, compile_schema},
+};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::{GpuWorkload, NetworkVolume, RunPodAccount};
+
+/// One problem with one field of a manifest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldError {
+    /// Where it is, e.g. `spec.serverless.maxWorkers`; empty for the whole document.
+    pub path: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// Why a manifest file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    /// The text is not YAML.
+    #[error("{source_name}: document {index} is not valid YAML: {error}")]
+    Yaml {
+        /// The file (or other source) name.
+        source_name: String,
+        /// 1-based document number in the stream.
+        index: usize,
+        /// The parser's message.
+        error: String,
+    },
+    /// One object broke one or more rules.
+    #[error("{source_name}: {kind} {name:?} is invalid:\n{}", list(.errors))]
+    Invalid {
+        /// The file (or other source) name.
+        source_name: String,
+        /// The object's kind.
+        kind: String,
+        /// The object's name.
+        name: String,
+        /// Every problem found.
+        errors: Vec<FieldError>,
+    },
+}
+
+fn list(errors: &[FieldError]) -> String {
+    errors
+        .iter()
+        .map(|e| format!("  - {e}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// One object read from a manifest.
+#[derive(Clone, Debug)]
+pub enum Manifest {
+    /// A GpuWorkload.
+    GpuWorkload(Box<GpuWorkload>),
+    /// A NetworkVolume.
+    NetworkVolume(Box<NetworkVolume>),
+    /// A RunPodAccount.
+    RunPodAccount(Box<RunPodAccount>),
+    /// Any other Kubernetes object (a Secret the workloads read, say), kept as it is.
+    Other(Value),
+}
+
+/// Reads every document of a YAML stream and checks the operator's kinds. Empty documents
+/// are skipped. Every broken object is reported, not only the first.
+pub fn parse_manifests(text: &str, source_name: &str) -> Result<Vec<Manifest>, Vec<ManifestError>> {
+    let mut manifests = Vec::new();
+    let mut errors = Vec::new();
+    for (i, document) in serde_norway::Deserializer::from_str(text).enumerate() {
+        let index = i + 1;
+        let value: Value = match serde::Deserialize::deserialize(document) {
+            Ok(Value::Null) => continue,
+            Ok(value) => value,
+            Err(e) => {
+                errors.push(ManifestError::Yaml {
+                    source_name: source_name.to_string(),
+                    index,
+                    error: e.to_string(),
+                });
+                continue;
+            }
+        };
+        match check_document(&value, None) {
+            Ok(manifest) => manifests.push(manifest),
+            Err(field_errors) => errors.push(ManifestError::Invalid {
+                source_name: source_name.to_string(),
+                kind: value["kind"].as_str().unwrap_or("object").to_string(),
+                name: value["metadata"]["name"].as_str().unwrap_or("").to_string(),
+                errors: field_errors,
+            }),
+        }
+    }
+    if errors.is_empty() {
+        Ok(manifests)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Checks one object, as JSON, and returns it typed. `old` is the previous version for
+/// transition rules (immutable and grow-only fields); `None` for a create.
+pub fn check_document(value: &Value, old: Option<&Value>) -> Result<Manifest, Vec<FieldError>> {
+    let api_version = value["apiVersion"].as_str().unwrap_or_default();
+    let kind = value["kind"].as_str().unwrap_or_default();
+    if api_version.is_empty() || kind.is_empty() {
+        return Err(vec![FieldError {
+            path: String::new(),
+            message: "apiVersion and kind are required: every document needs both".to_string(),
+        }]);
+    }
+    if api_version.split('/').next() != Some(super::API_GROUP) {
+        return Ok(Manifest::Other(value.clone()));
+    }
+    match kind {
+        "GpuWorkload" => {
+            check::<GpuWorkload>(value, old).map(|o| Manifest::GpuWorkload(Box::new(o)))
+        }
+        "NetworkVolume" => {
+            check::<NetworkVolume>(value, old).map(|o| Manifest::NetworkVolume(Box::new(o)))
+        }
+        "RunPodAccount" => {
+            check::<RunPodAccount>(value, old).map(|o| Manifest::RunPodAccount(Box::new(o)))
+        }
+        other => Err(vec![FieldError {
+            path: "kind".to_string(),
+            message: format!(
+                "{api_version} has no kind {other:?}: use GpuWorkload, NetworkVolume or RunPodAccount"
+            ),
+        }]),
+    }
+}
+
+/// The checks for one kind, with its schema compiled once per process.
+trait Checked: CustomResourceExt + Resource<DynamicType = ()> + DeserializeOwned {
+    fn schema() -> &'static (Value, CompiledSchema);
+}
+
+macro_rules! checked {
+    ($kind:ty) => {
+        impl Checked for $kind {
+            fn schema() -> &'static (Value, CompiledSchema) {
+                static SCHEMA: LazyLock<(Value, CompiledSchema)> =
+                    LazyLock::new(|| openapi_schema::<$kind>());
+                &SCHEMA
+            }
+        }
+    };
+}
+checked!(GpuWorkload);
+checked!(NetworkVolume);
+checked!(RunPodAccount);
+
+fn openapi_schema<K: CustomResourceExt>() -> (Value, CompiledSchema) {
+    let crd = K::crd();
+    let schema = crd.spec.versions[0]
+        .schema
+        .as_ref()
+        .and_then(|s| s.open_api_v3_schema.as_ref())
+        .map(|s| serde_json::to_value(s).expect("a derived schema serializes"))
+        .expect("a derived CRD has an openAPIV3Schema");
+    let compiled = compile_schema(&schema);
+    (schema, compiled)
+}
+
+fn check<K: Checked>(value: &Value, old: Option<&Value>) -> Result<K, Vec<FieldError>> {
+    let (schema, compiled) = K::schema();
+    let expected = K::api_version(&());
+    if value["apiVersion"].as_str() != Some(expected.as_ref()) {
+        return Err(vec![FieldError {
+            path: "apiVersion".to_string(),
+            message: format!(
+                "{} is served as {expected}: set apiVersion to it",
+                K::kind(&())
+            ),
+        }]);
+    }
+    if value["metadata"]["name"].as_str().is_none_or(str::is_empty) {
+        return Err(vec![FieldError {
+            path: "metadata.name".to_string(),
+            message: "every object needs a name: set metadata.name".to_string(),
+        }]);
+    }
+
+    let mut errors = Vec::new();
+    unknown_fields(schema, value, "", &mut errors);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+
+    let typed: K = serde_path_to_error::deserialize(value).map_err(|e| {
+        vec![FieldError {
+            path: e.path().to_string().trim_start_matches('.').to_string(),
+            message: e.inner().to_string(),
+        }]
+    })?;
+
+    if let Err(rule_errors) = Validator::new().validate_compiled(compiled, value, old) {
+        errors.extend(rule_errors.as_slice().iter().map(|e| FieldError {
+            path: e.field_path.clone(),
+            message: e.message.clone(),
+        }));
+    }
+    if errors.is_empty() {
+        Ok(typed)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Reports keys the schema does not know, as `kubectl apply --validate=strict` would.
+/// `metadata` is left to the API server's own schema.
+fn unknown_fields(schema: &Value, value: &Value, path: &str, errors: &mut Vec<FieldError>) {
+    match value {
+        Value::Object(map) => {
+            let Some(properties) = schema.get("properties").and_then(Value::as_object) else {
+                return;
+            };
+            if schema.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true)) {
+                return;
+            }
+            for (key, child) in map {
+                let child_path = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                match properties.get(key) {
+                    Some(_) if path.is_empty() && key == "metadata" => {}
+                    Some(child_schema) => unknown_fields(child_schema, child, &child_path, errors),
+                    None => {
+                        let mut known: Vec<&str> = properties.keys().map(String::as_str).collect();
+                        known.sort_unstable();
+                        errors.push(FieldError {
+                            path: child_path,
+                            message: format!(
+                                "unknown field; the fields here are: {}",
+                                known.join(", ")
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(item_schema) = schema.get("items") {
+                for (i, item) in items.iter().enumerate() {
+                    unknown_fields(item_schema, item, &format!("{path}[{i}]"), errors);
+                }
+            }
+        }
+        _ => {}
+    }
+}

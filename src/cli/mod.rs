@@ -1,0 +1,95 @@
+//! The command line: flags, sub-commands and their output. Each sub-command is a thin
+//! shell over the library: it gathers input, calls the engine, and prints.
+
+mod breakeven;
+mod crd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+pub use breakeven::BreakevenArgs;
+pub use crd::CrdArgs;
+
+/// runpod-operator: RunPod GPU workloads as Kubernetes objects.
+#[derive(Debug, Parser)]
+#[command(name = "runpod-operator", version, about, long_about = None)]
+pub struct Cli {
+    /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `runpod_operator=debug`.
+    #[arg(
+        long,
+        global = true,
+        env = "RUNPOD_OPERATOR_LOG",
+        default_value = "warn"
+    )]
+    pub log: String,
+
+    /// The sub-command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the CustomResourceDefinitions as YAML, or write one file each with --out-dir.
+    Crd(CrdArgs),
+    /// Compare a GPU run as a Pod, as flex and as active Serverless workers: cost per day,
+    /// per busy hour, and the busy hours a day at which each wins.
+    Breakeven(BreakevenArgs),
+}
+
+/// Output formats.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Aligned text for people.
+    #[default]
+    Table,
+    /// JSON for programs.
+    Json,
+    /// YAML for programs.
+    Yaml,
+}
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// A flag or its combination is wrong.
+    #[error("{0}")]
+    Usage(String),
+    /// A price needed for the command is unknown.
+    #[error(transparent)]
+    Price(#[from] crate::engine::prices::PriceError),
+    /// Writing output or files failed.
+    #[error("failed to write {what}: {source}")]
+    Io {
+        /// What was being written.
+        what: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Rendering output failed.
+    #[error("failed to render output: {0}")]
+    Render(String),
+}
+
+/// Runs one parsed command line.
+pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
+    match cli.command {
+        Command::Crd(args) => crd::run(&args),
+        Command::Breakeven(args) => breakeven::run(&args),
+    }
+}
+
+/// Renders a value as JSON or YAML.
+fn render<T: serde::Serialize>(value: &T, format: OutputFormat) -> Result<String, CliError> {
+    match format {
+        OutputFormat::Json => serde_json::to_string_pretty(value)
+            .map(|s| s + "\n")
+            .map_err(|e| CliError::Render(e.to_string())),
+        OutputFormat::Yaml => {
+            serde_norway::to_string(value).map_err(|e| CliError::Render(e.to_string()))
+        }
+        OutputFormat::Table => Err(CliError::Render("a table has no generic rendering".into())),
+    }
+}
