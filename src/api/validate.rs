@@ -232,7 +232,7 @@ fn check<K: Checked>(value: &Value, old: Option<&Value>) -> Result<K, Vec<FieldE
 }
 
 /// Reports keys the schema does not know, as `kubectl apply --validate=strict` would.
-/// `metadata` is left to the API server's own schema.
+/// `apiVersion`, `kind` and `metadata` are left to the API server's own schema.
 fn unknown_fields(schema: &Value, value: &Value, path: &str, errors: &mut Vec<FieldError>) {
     match value {
         Value::Object(map) => {
@@ -248,8 +248,11 @@ fn unknown_fields(schema: &Value, value: &Value, path: &str, errors: &mut Vec<Fi
                 } else {
                     format!("{path}.{key}")
                 };
+                // The CRD schema leaves the object's type and metadata to the API server.
+                if path.is_empty() && matches!(key.as_str(), "apiVersion" | "kind" | "metadata") {
+                    continue;
+                }
                 match properties.get(key) {
-                    Some(_) if path.is_empty() && key == "metadata" => {}
                     Some(child_schema) => unknown_fields(child_schema, child, &child_path, errors),
                     None => {
                         let mut known: Vec<&str> = properties.keys().map(String::as_str).collect();
