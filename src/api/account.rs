@@ -18,6 +18,8 @@ pub const DEFAULT_ACCOUNT_CAP_USD_PER_HOUR: &str = "80";
 
 /// A RunPod account: its API key, the URLs to reach it, and the rules that protect its money.
 /// Cluster-scoped; workloads name it in `spec.accountRef` (default `default`).
+// Each printcolumn(...) repeats `type_`, which clippy mistakes for a duplicated attribute.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "runpod-operator.dev",

@@ -9,6 +9,8 @@ use super::{DeletionPolicy, LocalObjectRef, ManagementPolicy, SecretKeySelector,
 
 /// A GPU workload on RunPod: a Pod (billed per second while it exists) or a Serverless
 /// endpoint (workers billed per second while they run), with the money rules that bound it.
+// Each printcolumn(...) repeats `type_`, which clippy mistakes for a duplicated attribute.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "runpod-operator.dev",

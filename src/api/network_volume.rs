@@ -9,6 +9,8 @@ use super::{DeletionPolicy, LocalObjectRef, ManagementPolicy, Usd};
 
 /// A RunPod network volume: storage that outlives pods, billed hourly whether or not anything
 /// uses it ($0.07/GB/month under 1 TB, $0.05 above).
+// Each printcolumn(...) repeats `type_`, which clippy mistakes for a duplicated attribute.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "runpod-operator.dev",
