@@ -10,7 +10,7 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use serde::Serialize;
 
 use super::prices::{
-    HOURS_PER_MONTH, NETWORK_VOLUME_TIER_GB, PriceCatalogue, PriceError, StorageRates,
+    HOURS_PER_MONTH, NETWORK_VOLUME_TIER_GB, PoolPrice, PriceCatalogue, PriceError, StorageRates,
 };
 use crate::api::{Cloud, DesiredState, GpuWorkloadSpec, ServerlessSpec, WorkloadType};
 
@@ -26,6 +26,9 @@ pub enum CostError {
     /// A price is missing; the operator never guesses one.
     #[error("spec.gpu.types: {0}")]
     Price(#[from] PriceError),
+    /// No GPU type is listed (the CRD refuses this; a spec built in code may not).
+    #[error("spec.gpu.types is empty: list at least one GPU type id")]
+    NoGpuTypes,
     /// A Serverless or Auto workload without serverless settings.
     #[error("spec.serverless is required to price a {0:?} workload")]
     MissingServerless(WorkloadType),
@@ -158,7 +161,7 @@ fn pod_cost(spec: &GpuWorkloadSpec, prices: &PriceCatalogue) -> Result<WorkloadC
         }
     }
     let (Some(first), Some((dearest_type, dearest))) = (first, dearest) else {
-        return Err(PriceError::UnknownGpu(String::new()).into());
+        return Err(CostError::NoGpuTypes);
     };
 
     let disk_gb = spec.container_disk_gb.unwrap_or(DEFAULT_CONTAINER_DISK_GB);
@@ -204,19 +207,16 @@ fn serverless_cost(
     for gpu in &spec.gpu.types {
         let pool = prices.pool_of(gpu)?;
         first.get_or_insert(pool);
-        if dearest
-            .is_none_or(|d: &super::prices::PoolPrice| pool.flex_per_second > d.flex_per_second)
-        {
+        if dearest.is_none_or(|d: &PoolPrice| pool.flex_per_second > d.flex_per_second) {
             dearest = Some(pool);
         }
     }
     let (Some(first), Some(dearest)) = (first, dearest) else {
-        return Err(PriceError::UnknownGpu(String::new()).into());
+        return Err(CostError::NoGpuTypes);
     };
 
     // An active worker bills at the active rate; where RunPod publishes none, at flex.
-    let active_rate =
-        |p: &super::prices::PoolPrice| p.active_per_second.unwrap_or(p.flex_per_second);
+    let active_rate = |p: &PoolPrice| p.active_per_second.unwrap_or(p.flex_per_second);
     let active = Decimal::from(serverless.active_workers);
     let flex_max = Decimal::from(
         serverless.max_workers - serverless.active_workers.min(serverless.max_workers),
