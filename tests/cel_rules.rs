@@ -333,15 +333,16 @@ fn cuda_is_either_an_allowed_list_or_a_minimum() {
         "spec.gpu",
         "either spec.gpu.allowedCudaVersions or spec.gpu.minCudaVersion",
     );
+    accepted(&with(doc(POD), "spec.gpu.minCudaVersion", json!("12.11")));
     rejected(
-        &with(doc(POD), "spec.gpu.allowedCudaVersions", json!(["12.10"])),
+        &with(doc(POD), "spec.gpu.allowedCudaVersions", json!(["12"])),
         "spec.gpu.allowedCudaVersions",
-        "RunPod CUDA versions",
+        "CUDA versions written major.minor",
     );
     rejected(
-        &with(doc(POD), "spec.gpu.minCudaVersion", json!("10.2")),
+        &with(doc(POD), "spec.gpu.minCudaVersion", json!("v12.4")),
         "spec.gpu.minCudaVersion",
-        "RunPod CUDA version",
+        "CUDA version written major.minor",
     );
 }
 

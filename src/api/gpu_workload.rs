@@ -219,15 +219,18 @@ pub struct GpuSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cloud: Option<Cloud>,
 
-    /// CUDA versions the host may run, e.g. `["12.4", "12.8"]`. Empty means any.
+    /// CUDA versions the host may run, exactly, e.g. `["12.4", "12.8"]`. Empty means any.
+    /// A version no host reports fails with a capacity error, not a fallback.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 12))]
-    #[x_kube(validation = Rule::new("self.all(v, v in ['13.0', '12.9', '12.8', '12.7', '12.6', '12.5', '12.4', '12.3', '12.2', '12.1', '12.0', '11.8'])").message("spec.gpu.allowedCudaVersions entries must be RunPod CUDA versions, from 11.8 to 13.0, e.g. \"12.4\""))]
+    #[schemars(length(max = 12), inner(length(max = 7)))]
+    #[x_kube(validation = Rule::new("self.all(v, v.matches('^[0-9]{1,3}[.][0-9]{1,3}$'))").message("spec.gpu.allowedCudaVersions entries must be CUDA versions written major.minor, e.g. \"12.4\""))]
     pub allowed_cuda_versions: Vec<String>,
 
-    /// The lowest CUDA version the host may run, e.g. `12.4`.
+    /// The lowest CUDA version the host may run, e.g. `12.4` (compared numerically, so 12.11
+    /// is above 12.2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self in ['13.0', '12.9', '12.8', '12.7', '12.6', '12.5', '12.4', '12.3', '12.2', '12.1', '12.0', '11.8']").message("spec.gpu.minCudaVersion must be a RunPod CUDA version, from 11.8 to 13.0, e.g. \"12.4\""))]
+    #[schemars(length(max = 7))]
+    #[x_kube(validation = Rule::new("self.matches('^[0-9]{1,3}[.][0-9]{1,3}$')").message("spec.gpu.minCudaVersion must be a CUDA version written major.minor, e.g. \"12.4\""))]
     pub min_cuda_version: Option<String>,
 }
 
