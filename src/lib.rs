@@ -2,9 +2,11 @@
 //!
 //! The library holds everything; `main.rs` only parses flags and calls [`cli::run`].
 //! [`api`] is the Kubernetes API (CRD types), [`engine`] the pure rules (costs, prices),
-//! [`cli`] the command line, [`tls`] the one TLS set-up every HTTP client shares.
+//! [`cli`] the command line, [`sim`] the RunPod simulator, [`tls`] the one TLS set-up every
+//! HTTP client shares.
 
 pub mod api;
 pub mod cli;
 pub mod engine;
+pub mod sim;
 pub mod tls;
