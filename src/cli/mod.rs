@@ -3,6 +3,7 @@
 
 mod breakeven;
 mod crd;
+mod sim;
 
 use std::process::ExitCode;
 
@@ -10,6 +11,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 pub use breakeven::BreakevenArgs;
 pub use crd::CrdArgs;
+pub use sim::SimArgs;
 
 /// runpod-operator: RunPod GPU workloads as Kubernetes objects.
 #[derive(Debug, Parser)]
@@ -37,6 +39,9 @@ pub enum Command {
     /// Compare a GPU run as a Pod, as flex and as active Serverless workers: cost per day,
     /// per busy hour, and the busy hours a day at which each wins.
     Breakeven(BreakevenArgs),
+    /// Run the RunPod simulator (REST v2, GraphQL `myself`, serverless health) on loopback and
+    /// print the environment that points the CLI at it.
+    Sim(SimArgs),
 }
 
 /// Output formats.
@@ -78,6 +83,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
         Command::Crd(args) => crd::run(&args),
         Command::Breakeven(args) => breakeven::run(&args),
+        Command::Sim(args) => sim::run(&args),
     }
 }
 

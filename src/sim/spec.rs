@@ -5,7 +5,10 @@
 //! every response it sends against the spec, recording any mismatch so tests can fail on it.
 //! No I/O: the spec is embedded in the binary.
 
-use std::{collections::HashMap, sync::LazyLock};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::LazyLock,
+};
 
 use jsonschema::{Draft, Validator, error::ValidationErrorKind};
 use serde_json::{Value, json};
@@ -17,6 +20,8 @@ pub const OPENAPI_V2: &str = include_str!("openapi-v2.json");
 pub struct Spec {
     requests: HashMap<(String, String), Validator>,
     responses: HashMap<(String, String, String), Validator>,
+    /// Documented statuses without a body (204 and the like).
+    bodiless: HashSet<(String, String, String)>,
 }
 
 /// The compiled spec, built once per process.
@@ -57,6 +62,7 @@ impl Spec {
 
         let mut requests = HashMap::new();
         let mut responses = HashMap::new();
+        let mut bodiless = HashSet::new();
         for (path, item) in document["paths"].as_object().into_iter().flatten() {
             for (method, operation) in item.as_object().into_iter().flatten() {
                 let method = method.to_uppercase();
@@ -71,11 +77,14 @@ impl Spec {
                     let schema = content
                         .pointer("/application~1json/schema")
                         .or_else(|| content.pointer("/application~1problem+json/schema"));
-                    if let Some(schema) = schema {
-                        responses.insert(
-                            (method.clone(), path.clone(), status.clone()),
-                            validator(schema),
-                        );
+                    let key = (method.clone(), path.clone(), status.clone());
+                    match schema {
+                        Some(schema) => {
+                            responses.insert(key, validator(schema));
+                        }
+                        None => {
+                            bodiless.insert(key);
+                        }
                     }
                 }
             }
@@ -83,6 +92,7 @@ impl Spec {
         Self {
             requests,
             responses,
+            bodiless,
         }
     }
 
@@ -114,6 +124,15 @@ impl Spec {
         body: &Value,
     ) -> Vec<String> {
         let key = |s: &str| (method.to_string(), path_template.to_string(), s.to_string());
+        if self.bodiless.contains(&key(&status.to_string())) {
+            return if body.is_null() {
+                Vec::new()
+            } else {
+                vec![format!(
+                    "{method} {path_template} documents no body for status {status}"
+                )]
+            };
+        }
         match self
             .responses
             .get(&key(&status.to_string()))
@@ -141,6 +160,7 @@ fn describe(validator: &Validator, instance: &Value) -> Vec<String> {
         .iter_errors(instance)
         .partition(|e| matches!(e.kind(), ValidationErrorKind::UnevaluatedProperties { .. }));
     let chosen = if real.is_empty() { unevaluated } else { real };
+    let mut seen = std::collections::BTreeSet::new();
     chosen
         .iter()
         .map(|e| {
@@ -162,6 +182,8 @@ fn describe(validator: &Validator, instance: &Value) -> Vec<String> {
                 _ => format!("{at}: {e}"),
             }
         })
+        // The same failure reached through several branches of an allOf reads once.
+        .filter(|line| seen.insert(line.clone()))
         .collect()
 }
 

@@ -1,0 +1,1034 @@
+//! The simulator over real HTTP on loopback: one test per RunPod rule, each readable as a
+//! sentence. Every test ends by asserting that no response the simulator sent broke the
+//! official spec (the conformance check runs on every answer).
+
+use reqwest::{Method, StatusCode, header::HeaderMap};
+use runpod_operator::{
+    sim::{self, SimConfig, SimHandle},
+    tls,
+};
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+
+const A100: &str = "NVIDIA A100-SXM4-80GB";
+
+struct Harness {
+    sim: SimHandle,
+    http: reqwest::Client,
+    key: String,
+}
+
+struct Reply {
+    status: StatusCode,
+    body: Value,
+    headers: HeaderMap,
+}
+
+impl Harness {
+    async fn start() -> Self {
+        Self::with(SimConfig::default()).await
+    }
+
+    async fn with(config: SimConfig) -> Self {
+        let sim = sim::start(config).await.expect("the simulator starts");
+        let key = sim.api_key.clone();
+        Self {
+            sim,
+            http: tls::http_client_builder().build().unwrap(),
+            key,
+        }
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
+        let base = if path.starts_with("/graphql") || !path.contains("/health") {
+            &self.sim.api_url
+        } else {
+            &self.sim.serverless_url
+        };
+        let mut request = self
+            .http
+            .request(method, format!("{base}{path}"))
+            .bearer_auth(&self.key);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("the simulator answers");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap()
+        };
+        Reply {
+            status,
+            body,
+            headers,
+        }
+    }
+
+    async fn get(&self, path: &str) -> Reply {
+        self.call(Method::GET, path, None).await
+    }
+    async fn post(&self, path: &str, body: Value) -> Reply {
+        self.call(Method::POST, path, Some(body)).await
+    }
+    async fn patch(&self, path: &str, body: Value) -> Reply {
+        self.call(Method::PATCH, path, Some(body)).await
+    }
+    async fn delete(&self, path: &str) -> Reply {
+        self.call(Method::DELETE, path, None).await
+    }
+    async fn admin(&self, path: &str, body: Value) -> Reply {
+        self.post(&format!("/_sim/{path}"), body).await
+    }
+    async fn advance(&self, seconds: u64) {
+        assert_eq!(
+            self.admin("clock", json!({"advanceSeconds": seconds}))
+                .await
+                .status,
+            200
+        );
+    }
+
+    async fn create_pod(&self, extra: Value) -> Value {
+        let mut body =
+            json!({"name": "trainer", "image": "img:1", "gpu": {"id": A100, "count": 1}});
+        merge(&mut body, extra);
+        let reply = self.post("/v2/pods", body).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        reply.body
+    }
+
+    async fn create_volume(&self, size: u32, dc: &str) -> String {
+        let reply = self
+            .post(
+                "/v2/network-volumes",
+                json!({"name": "weights", "size": size, "dataCenter": dc}),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        reply.body["id"].as_str().unwrap().to_string()
+    }
+
+    async fn create_endpoint(&self, extra: Value) -> Reply {
+        let mut body = json!({
+            "name": "matting", "type": "QUEUE", "image": "img:1",
+            "scaling": {"type": "QUEUE_DELAY", "queueDelay": 4},
+            "gpu": {"pools": ["AMPERE_80"], "count": 1},
+        });
+        merge(&mut body, extra);
+        self.post("/v2/serverless", body).await
+    }
+
+    async fn balance(&self) -> Decimal {
+        let reply = self
+            .post(
+                "/graphql",
+                json!({"query": "query { myself { clientBalance } }"}),
+            )
+            .await;
+        reply.body["data"]["myself"]["clientBalance"]
+            .to_string()
+            .parse()
+            .unwrap()
+    }
+
+    /// Every response so far conformed to the spec.
+    fn assert_conformant(&self) {
+        let violations = self.sim.sim.violations();
+        assert!(
+            violations.is_empty(),
+            "responses that break the spec: {violations:#?}"
+        );
+    }
+}
+
+fn merge(into: &mut Value, from: Value) {
+    if let (Some(into), Value::Object(from)) = (into.as_object_mut(), from) {
+        into.extend(from);
+    }
+}
+
+fn id(v: &Value) -> String {
+    v["id"].as_str().unwrap().to_string()
+}
+
+// ---- transport, auth, validation ------------------------------------------------------------
+
+#[tokio::test]
+async fn a_request_without_a_bearer_key_gets_401_problem_json() {
+    let h = Harness::start().await;
+    let reply = h
+        .http
+        .get(format!("{}/v2/pods", h.sim.api_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(reply.headers()["content-type"], "application/problem+json");
+    let body: Value = reply.json().await.unwrap();
+    assert_eq!(body["detail"], "missing bearer token");
+    assert_eq!(body["title"], "Unauthorized");
+}
+
+#[tokio::test]
+async fn keys_are_isolated_accounts() {
+    let h = Harness::start().await;
+    h.create_pod(json!({})).await;
+    assert_eq!(
+        h.admin("accounts", json!({"apiKey": "other", "balance": "10"}))
+            .await
+            .status,
+        204
+    );
+    let other = h
+        .http
+        .get(format!("{}/v2/pods", h.sim.api_url))
+        .bearer_auth("other")
+        .send()
+        .await
+        .unwrap();
+    let body: Value = other.json().await.unwrap();
+    assert_eq!(body["pods"], json!([]));
+    assert_eq!(
+        h.get("/v2/pods").await.body["pods"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    h.assert_conformant();
+}
+
+#[tokio::test]
+async fn an_unknown_property_is_refused_with_422_naming_it() {
+    let h = Harness::start().await;
+    let reply = h
+        .post(
+            "/v2/pods",
+            json!({"name": "p", "image": "i", "gpu": {"id": A100}, "interruptible": true}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(reply.body["detail"], "Request validation failed.");
+    assert_eq!(
+        reply.body["errors"],
+        json!(["$: additional properties 'interruptible' not allowed"])
+    );
+    h.assert_conformant();
+}
+
+#[tokio::test]
+async fn a_bad_value_is_refused_with_422_and_its_path() {
+    let h = Harness::start().await;
+    let reply = h
+        .post(
+            "/v2/network-volumes",
+            json!({"name": "v", "size": 5000, "dataCenter": "EU-RO-1"}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        reply.body["errors"][0],
+        "$.size: 5000 is greater than the maximum of 4096"
+    );
+    h.assert_conformant();
+}
+
+#[tokio::test]
+async fn an_unknown_route_is_404_and_a_wrong_method_405_with_allow() {
+    let h = Harness::start().await;
+    assert_eq!(
+        h.get("/v2/networkvolumes").await.status,
+        StatusCode::NOT_FOUND
+    );
+    let reply = h.call(Method::PUT, "/v2/pods", Some(json!({}))).await;
+    assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(reply.headers["allow"], "GET, POST");
+}
+
+#[tokio::test]
+async fn lists_come_wrapped_as_the_spec_says() {
+    let h = Harness::start().await;
+    for (path, field) in [
+        ("/v2/pods", "pods"),
+        ("/v2/serverless", "endpoints"),
+        ("/v2/network-volumes", "networkVolumes"),
+        ("/v2/registries", "registries"),
+        ("/v2/catalog/gpus", "gpus"),
+        ("/v2/catalog/datacenters", "dataCenters"),
+    ] {
+        let reply = h.get(path).await;
+        assert_eq!(reply.status, StatusCode::OK, "{path}");
+        assert!(reply.body[field].is_array(), "{path}: {}", reply.body);
+    }
+    h.assert_conformant();
+}
+
+// ---- pods ------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_new_pod_provisions_then_runs_after_its_boot() {
+    let h = Harness::start().await;
+    let pod = h.create_pod(json!({})).await;
+    assert_eq!(pod["status"], "PROVISIONING");
+    assert_eq!(pod["actions"], json!(["stop", "terminate"]));
+    h.advance(20).await;
+    let pod = h.get(&format!("/v2/pods/{}", id(&pod))).await.body;
+    assert_eq!(pod["status"], "RUNNING");
+    assert_eq!(pod["actions"], json!(["stop", "restart", "terminate"]));
+    h.assert_conformant();
+}
+
+#[tokio::test]
+async fn an_illegal_action_is_409() {
+    let h = Harness::start().await;
+    let pod = h.create_pod(json!({})).await;
+    let reply = h
+        .post(
+            &format!("/v2/pods/{}/action", id(&pod)),
+            json!({"action": "start"}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CONFLICT);
+    assert!(
+        reply.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("allowed: stop, terminate")
+    );
+    h.assert_conformant();
+}
+
+#[tokio::test]
+async fn a_stopped_pod_costs_nothing_for_compute_and_terminate_answers_204() {
+    let h = Harness::start().await;
+    let pod = h.create_pod(json!({})).await;
+    let path = format!("/v2/pods/{}/action", id(&pod));
+    let stopped = h.post(&path, json!({"action": "stop"})).await;
+    assert_eq!(stopped.body["status"], "EXITED");
+    assert_eq!(stopped.body["cost"], 0.0);
+    assert_eq!(
+        h.post(&path, json!({"action": "terminate"})).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        h.get(&format!("/v2/pods/{}", id(&pod))).await.status,
+        StatusCode::NOT_FOUND
+    );
+    h.assert_conformant();
+}
+
+#[tokio::test]
+async fn a_stopped_pod_starts_only_on_its_own_host() {
+    let h = Harness::start().await;
+    let pod = h.create_pod(json!({"dataCenterIds": ["EU-RO-1"]})).await;
+    let path = format!("/v2/pods/{}/action", id(&pod));
+    h.post(&path, json!({"action": "stop"})).await;
+    // Someone else rents every A100 on the host meanwhile.
+    h.admin(
+        "capacity",
+        json!({"gpuType": A100, "dataCenter": "EU-RO-1", "free": 0}),
+    )
+    .await;
+    let reply = h.post(&path, json!({"action": "start"})).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        reply.body["detail"],
+        "There are not enough free GPUs on the host machine to start this pod."
+    );
+    h.admin(
+        "capacity",
+        json!({"gpuType": A100, "dataCenter": "EU-RO-1", "free": 1}),
+    )
+    .await;
+    assert_eq!(
+        h.post(&path, json!({"action": "start"})).await.body["status"],
+        "STARTING"
+    );
+    h.assert_conformant();
+}
+
+#[tokio::test]
+async fn create_walks_the_data_centres_in_order_and_answers_the_capacity_message_when_none_fit() {
+    let h = Harness::start().await;
+    h.admin(
+        "capacity",
+        json!({"gpuType": A100, "dataCenter": "US-TX-3", "free": 0}),
+    )
+    .await;
+    let pod = h
+        .create_pod(json!({"dataCenterIds": ["US-TX-3", "EU-SE-1"]}))
+        .await;
+    assert_eq!(pod["dataCenterId"], "EU-SE-1");
+    h.admin(
+        "capacity",
+        json!({"gpuType": A100, "dataCenter": "EU-SE-1", "free": 0}),
+    )
+    .await;
+    let reply = h
+        .post("/v2/pods", json!({"name": "p", "image": "i", "gpu": {"id": A100}, "dataCenterIds": ["US-TX-3", "EU-SE-1"]}))
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert!(
+        reply.body["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("There are no longer any instances available")
+    );
+    h.assert_conformant();
+}
+
+#[tokio::test]
+async fn a_patch_to_a_running_pod_resets_it() {
+    let h = Harness::start().await;
+    let pod = h.create_pod(json!({})).await;
+    h.advance(100).await;
+    let path = format!("/v2/pods/{}", id(&pod));
+    assert_eq!(h.get(&path).await.body["runtime"]["uptime"], 85);
+    let patched = h.patch(&path, json!({"image": "img:2"})).await;
+    assert_eq!(patched.status, StatusCode::OK);
+    assert_eq!(patched.body["image"], "img:2");
+    assert_eq!(
+        patched.body["runtime"]["uptime"], 0,
+        "the container was recreated"
+    );
+    // Renaming is in place: no reset.
+    h.advance(10).await;
+    assert_eq!(
+        h.patch(&path, json!({"name": "renamed"})).await.body["runtime"]["uptime"],
+        10
+    );
+    h.assert_conformant();
+}
+
+#[tokio::test]
+async fn a_pod_volume_only_grows_and_container_disk_goes_either_way() {
+    let h = Harness::start().await;
+    let pod = h
+        .create_pod(
+            json!({"disk": 40, "mounts": {"persistent": {"size": 50, "path": "/workspace"}}}),
+        )
+        .await;
+    let path = format!("/v2/pods/{}", id(&pod));
+    let shrink = h
+        .patch(
+            &path,
+            json!({"mounts": {"persistent": {"size": 20, "path": "/workspace"}}}),
+        )
+        .await;
+    assert_eq!(shrink.status, StatusCode::BAD_REQUEST);
+    assert!(
+        shrink.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("can only grow")
+    );
+    let grow = h
+        .patch(
+            &path,
+            json!({"mounts": {"persistent": {"size": 80, "path": "/data"}}}),
+        )
+        .await;
+    assert_eq!(
+        grow.body["mounts"],
+        json!({"persistent": {"size": 80, "path": "/data"}})
+    );
+    assert_eq!(h.patch(&path, json!({"disk": 10})).await.body["disk"], 10);
+    h.assert_conformant();
+}
+
+#[tokio::test]
+async fn the_mount_kind_and_network_volume_are_fixed_at_create() {
+    let h = Harness::start().await;
+    let volume = h.create_volume(50, "EU-RO-1").await;
+    let other = h.create_volume(50, "EU-RO-1").await;
+    let pod = h
+        .create_pod(json!({"mounts": {"network": [{"volumeId": volume, "path": "/models"}]}}))
+        .await;
+    assert_eq!(
+        pod["dataCenterId"], "EU-RO-1",
+        "a network volume pins the pod to its data centre"
+    );
+    let path = format!("/v2/pods/{}", id(&pod));
+    let swap = h
+        .patch(
+            &path,
+            json!({"mounts": {"network": [{"volumeId": other, "path": "/models"}]}}),
+        )
+        .await;
+    assert_eq!(swap.status, StatusCode::BAD_REQUEST);
+    let kind = h
+        .patch(
+            &path,
+            json!({"mounts": {"persistent": {"size": 20, "path": "/w"}}}),
+        )
+        .await;
+    assert_eq!(kind.status, StatusCode::BAD_REQUEST);
+    let clear = h.patch(&path, json!({"mounts": {"network": []}})).await;
+    assert_eq!(clear.status, StatusCode::BAD_REQUEST);
+    let partial = h
+        .patch(
+            &path,
+            json!({"mounts": {"network": [{"volumeId": volume}]}}),
+        )
+        .await;
+    assert_eq!(partial.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let bare = h.create_pod(json!({})).await;
+    let add = h
+        .patch(
+            &format!("/v2/pods/{}", id(&bare)),
+            json!({"mounts": {"persistent": {"size": 20, "path": "/w"}}}),
+        )
+        .await;
+    assert_eq!(
+        add.status,
+        StatusCode::BAD_REQUEST,
+        "a mount kind absent at create cannot be added"
+    );
+    h.assert_conformant();
+}
+
+#[tokio::test]
+async fn a_locked_pod_refuses_stop_and_create_cannot_lock() {
+    let h = Harness::start().await;
+    let reply = h
+        .post(
+            "/v2/pods",
+            json!({"name": "p", "image": "i", "gpu": {"id": A100}, "locked": true}),
+        )
+        .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "v2 locks only through PATCH"
+    );
+    let pod = h.create_pod(json!({})).await;
+    let locked = h
+        .patch(&format!("/v2/pods/{}", id(&pod)), json!({"locked": true}))
+        .await;
+    assert_eq!(locked.body["locked"], true);
+    let reply = h
+        .post(
+            &format!("/v2/pods/{}/action", id(&pod)),
+            json!({"action": "stop"}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CONFLICT);
+    h.assert_conformant();
+}
+
+// ---- network volumes and registries ----------------------------------------------------------
+
+#[tokio::test]
+async fn a_network_volume_only_grows_and_refuses_an_empty_patch() {
+    let h = Harness::start().await;
+    let volume = h.create_volume(100, "EU-RO-1").await;
+    let path = format!("/v2/network-volumes/{volume}");
+    assert_eq!(
+        h.patch(&path, json!({"size": 50})).await.status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(h.patch(&path, json!({"size": 200})).await.body["size"], 200);
+    assert_eq!(
+        h.patch(&path, json!({})).await.status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    let dc = h.patch(&path, json!({"dataCenter": "US-TX-3"})).await;
+    assert_eq!(
+        dc.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "the data centre cannot change"
+    );
+    h.assert_conformant();
+}
+
+#[tokio::test]
+async fn a_network_volume_in_use_cannot_be_deleted() {
+    let h = Harness::start().await;
+    let volume = h.create_volume(100, "EU-RO-1").await;
+    let pod = h
+        .create_pod(json!({"mounts": {"network": [{"volumeId": volume, "path": "/v"}]}}))
+        .await;
+    let reply = h.delete(&format!("/v2/network-volumes/{volume}")).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert!(
+        reply.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("remove this network volume from all pods")
+    );
+    h.delete(&format!("/v2/pods/{}", id(&pod))).await;
+    assert_eq!(
+        h.delete(&format!("/v2/network-volumes/{volume}"))
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    h.assert_conformant();
+}
+
+#[tokio::test]
+async fn a_network_volume_needs_a_data_centre_that_offers_them() {
+    let h = Harness::start().await;
+    let reply = h
+        .post(
+            "/v2/network-volumes",
+            json!({"name": "v", "size": 10, "dataCenter": "MARS-1"}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert!(reply.body["detail"].as_str().unwrap().contains("EU-RO-1"));
+    h.assert_conformant();
+}
+
+#[tokio::test]
+async fn registry_names_are_unique_and_a_used_registry_stays() {
+    let h = Harness::start().await;
+    let creds = json!({"name": "ghcr", "username": "u", "password": "p"});
+    let registry = h.post("/v2/registries", creds.clone()).await;
+    assert_eq!(registry.status, StatusCode::CREATED);
+    assert!(
+        registry.body.get("password").is_none(),
+        "credentials are write-only"
+    );
+    assert_eq!(
+        h.post("/v2/registries", creds).await.status,
+        StatusCode::BAD_REQUEST
+    );
+    h.create_pod(json!({"registry": id(&registry.body)})).await;
+    assert_eq!(
+        h.delete(&format!("/v2/registries/{}", id(&registry.body)))
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+    h.assert_conformant();
+}
+
+// ---- serverless ---------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn idle_timeout_is_refused_with_request_count_scaling() {
+    let h = Harness::start().await;
+    let reply = h
+        .create_endpoint(json!({"scaling": {"type": "REQUEST_COUNT", "requestCount": 2}, "workers": {"max": 2, "idleTimeout": 30}}))
+        .await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        reply.body["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("idleTimeout")
+    );
+    h.assert_conformant();
+}
+
+#[tokio::test]
+async fn explicit_zero_workers_are_honoured() {
+    let h = Harness::start().await;
+    let endpoint = h
+        .create_endpoint(json!({"workers": {"min": 1, "max": 3}}))
+        .await
+        .body;
+    let path = format!("/v2/serverless/{}", id(&endpoint));
+    let scaled = h
+        .patch(&path, json!({"workers": {"min": 0, "max": 0}}))
+        .await;
+    assert_eq!(scaled.body["workers"]["min"], 0);
+    assert_eq!(scaled.body["workers"]["max"], 0);
+    assert_eq!(h.get(&path).await.body["workers"]["max"], 0);
+    h.assert_conformant();
+}
+
+#[tokio::test]
+async fn endpoint_defaults_follow_v2_and_a_container_change_is_a_new_release() {
+    let h = Harness::start().await;
+    let endpoint = h.create_endpoint(json!({})).await.body;
+    assert_eq!(
+        endpoint["workers"],
+        json!({"min": 0, "max": 3, "idleTimeout": 10})
+    );
+    assert_eq!(endpoint["flashboot"], "OFF");
+    assert_eq!(endpoint["timeout"], 0, "observed 0 when omitted");
+    let path = format!("/v2/serverless/{}", id(&endpoint));
+    let workers = |v: &Value| v["endpointVersion"].as_u64().unwrap();
+    assert_eq!(workers(&h.get(&format!("{path}/workers")).await.body), 1);
+    h.patch(&path, json!({"workers": {"max": 5}})).await;
+    assert_eq!(
+        workers(&h.get(&format!("{path}/workers")).await.body),
+        1,
+        "scaling is no release"
+    );
+    h.patch(&path, json!({"image": "img:2"})).await;
+    assert_eq!(workers(&h.get(&format!("{path}/workers")).await.body), 2);
+    h.assert_conformant();
+}
+
+#[tokio::test]
+async fn max_workers_across_endpoints_stay_within_the_balance_quota() {
+    let h = Harness::with(SimConfig {
+        balance: Decimal::from(150),
+        ..SimConfig::default()
+    })
+    .await;
+    // $100+ allows 10 workers.
+    assert_eq!(
+        h.create_endpoint(json!({"workers": {"max": 6}}))
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    let reply = h.create_endpoint(json!({"workers": {"max": 5}})).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert!(
+        reply.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("quota of 10")
+    );
+    h.assert_conformant();
+}
+
+#[tokio::test]
+async fn the_health_route_counts_the_always_on_workers() {
+    let h = Harness::start().await;
+    let endpoint = h
+        .create_endpoint(json!({"workers": {"min": 2, "max": 3}}))
+        .await
+        .body;
+    let health = h.get(&format!("/v2/{}/health", id(&endpoint))).await;
+    assert_eq!(health.status, StatusCode::OK);
+    assert_eq!(health.body["workers"]["idle"], 2);
+    assert_eq!(health.body["workers"]["ready"], 2);
+    assert_eq!(health.body["jobs"]["inQueue"], 0);
+}
+
+// ---- money ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_create_needs_one_hour_of_credit() {
+    let h = Harness::with(SimConfig {
+        balance: "1.50".parse().unwrap(),
+        ..SimConfig::default()
+    })
+    .await;
+    let reply = h
+        .post(
+            "/v2/pods",
+            json!({"name": "p", "image": "i", "gpu": {"id": A100}}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::PAYMENT_REQUIRED);
+    assert!(
+        reply.body["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("Insufficient balance")
+    );
+    assert!(
+        h.get("/v2/pods").await.body["pods"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    h.assert_conformant();
+}
+
+#[tokio::test]
+async fn a_create_past_the_spend_limit_is_refused() {
+    let h = Harness::start().await;
+    h.admin("account", json!({"spendLimit": "5"})).await;
+    h.create_pod(json!({"gpu": {"id": A100, "count": 2}})).await;
+    let reply = h
+        .post(
+            "/v2/pods",
+            json!({"name": "p", "image": "i", "gpu": {"id": A100, "count": 1}}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::PAYMENT_REQUIRED);
+    assert!(
+        reply.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("limit of 5 USD/h")
+    );
+    h.assert_conformant();
+}
+
+#[tokio::test]
+async fn at_zero_balance_pods_stop_and_those_without_a_network_volume_are_terminated() {
+    let h = Harness::with(SimConfig {
+        balance: Decimal::from(20),
+        ..SimConfig::default()
+    })
+    .await;
+    let volume = h.create_volume(100, "EU-RO-1").await;
+    let kept = h
+        .create_pod(json!({"mounts": {"network": [{"volumeId": volume, "path": "/v"}]}}))
+        .await;
+    let lost = h
+        .create_pod(json!({"mounts": {"persistent": {"size": 20, "path": "/w"}}}))
+        .await;
+    h.admin("account", json!({"volumeGraceHours": 48})).await;
+    // About $3.8/h: the $20 runs out after about 5 hours.
+    h.advance(6 * 3600).await;
+    assert_eq!(
+        h.get(&format!("/v2/pods/{}", id(&kept))).await.body["status"],
+        "EXITED"
+    );
+    assert_eq!(
+        h.get(&format!("/v2/pods/{}", id(&lost))).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert!(h.balance().await <= Decimal::ZERO);
+    assert_eq!(
+        h.get(&format!("/v2/network-volumes/{volume}")).await.status,
+        StatusCode::OK
+    );
+    h.advance(48 * 3600).await;
+    assert_eq!(
+        h.get(&format!("/v2/network-volumes/{volume}")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    h.assert_conformant();
+}
+
+#[tokio::test]
+async fn graphql_myself_reports_balance_spend_and_limit() {
+    let h = Harness::start().await;
+    h.create_pod(json!({})).await;
+    let reply = h
+        .post(
+            "/graphql",
+            json!({"query": "query { myself { clientBalance currentSpendPerHr spendLimit } }"}),
+        )
+        .await;
+    let myself = &reply.body["data"]["myself"];
+    assert_eq!(myself["clientBalance"], 500.0);
+    assert_eq!(myself["spendLimit"], 80.0);
+    // 1.89 + 50 GB container disk at $0.10/GB/month.
+    assert_eq!(myself["currentSpendPerHr"], 1.8969444444);
+}
+
+#[tokio::test]
+async fn graphql_answers_what_it_does_not_serve_with_200_and_errors() {
+    let h = Harness::start().await;
+    let reply = h
+        .post("/graphql", json!({"query": "query { gpuTypes { id } }"}))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(reply.body["errors"][0]["message"].is_string());
+    let reply = h
+        .post(
+            "/graphql",
+            json!({"query": "query { myself { pods { id } } }"}),
+        )
+        .await;
+    assert!(
+        reply.body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("pods")
+    );
+}
+
+#[tokio::test]
+async fn a_mixed_account_over_30_days_bills_to_the_cent() {
+    let h = Harness::with(SimConfig {
+        balance: Decimal::from(5000),
+        ..SimConfig::default()
+    })
+    .await;
+    // A100 pod, 50 GB disk, 100 GB volume, running 30 days: 1.89 x 720 + 5 + 10 = 1375.80.
+    h.create_pod(json!({"disk": 50, "mounts": {"persistent": {"size": 100, "path": "/w"}}}))
+        .await;
+    // Two 4090s, 20 GB disk, 50 GB volume: 10 days running (331.20 + 0.67 + 1.67), then
+    // 20 days stopped (50 GB x $0.20 x 2/3 = 6.67): 340.20.
+    let b = h
+        .create_pod(
+            json!({"gpu": {"id": "NVIDIA GeForce RTX 4090", "count": 2}, "disk": 20,
+                           "mounts": {"persistent": {"size": 50, "path": "/w"}}}),
+        )
+        .await;
+    // 2048 GB network volume: 1024 x 0.07 + 1024 x 0.05 = 122.88.
+    h.create_volume(2048, "EU-RO-1").await;
+    // One active L40S-class worker (ADA_48_PRO at $0.00037/s) with 20 GB disk: 959.04 + 2.00.
+    let endpoint = h
+        .create_endpoint(
+            json!({"gpu": {"pools": ["ADA_48_PRO"]}, "workers": {"min": 1, "max": 2}, "disk": 20}),
+        )
+        .await;
+    assert_eq!(endpoint.status, StatusCode::CREATED, "{}", endpoint.body);
+
+    h.advance(10 * 24 * 3600).await;
+    h.post(
+        &format!("/v2/pods/{}/action", id(&b)),
+        json!({"action": "stop"}),
+    )
+    .await;
+    h.advance(20 * 24 * 3600).await;
+
+    let total = |reply: Reply| -> Decimal {
+        reply.body["metadata"]["totals"]["totalAmount"]
+            .to_string()
+            .parse::<Decimal>()
+            .unwrap()
+            .round_dp(2)
+    };
+    let window = "startTime=2026-01-01T00:00:00Z&endTime=2026-02-01T00:00:00Z&bucketSize=day";
+    assert_eq!(
+        total(h.get(&format!("/v2/billing/pods?{window}")).await),
+        "1716.00".parse().unwrap()
+    );
+    assert_eq!(
+        total(h.get(&format!("/v2/billing/serverless?{window}")).await),
+        "961.04".parse().unwrap()
+    );
+    assert_eq!(
+        total(
+            h.get(&format!("/v2/billing/network-volumes?{window}"))
+                .await
+        ),
+        "122.88".parse().unwrap()
+    );
+    assert_eq!(h.balance().await.round_dp(2), "2200.08".parse().unwrap());
+    let daily = h
+        .get(&format!("/v2/billing/pods?{window}&podId={}", id(&b)))
+        .await;
+    assert_eq!(
+        daily.body["records"].as_array().unwrap().len(),
+        30,
+        "one record per day"
+    );
+    h.assert_conformant();
+}
+
+// ---- rate limits and faults ---------------------------------------------------------------------
+
+#[tokio::test]
+async fn every_authenticated_answer_carries_the_rate_limit_headers() {
+    let h = Harness::start().await;
+    let reply = h.get("/v2/pods").await;
+    assert_eq!(reply.headers["ratelimit-policy"], "\"minute\";q=6000;w=60");
+    assert!(
+        reply.headers["ratelimit"]
+            .to_str()
+            .unwrap()
+            .starts_with("\"minute\";r=5999;t=")
+    );
+}
+
+#[tokio::test]
+async fn over_quota_answers_429_with_retry_after() {
+    let h = Harness::start().await;
+    h.admin("account", json!({"requestsPerMinute": 3})).await;
+    for _ in 0..3 {
+        assert_eq!(h.get("/v2/pods").await.status, StatusCode::OK);
+    }
+    let reply = h.get("/v2/pods").await;
+    assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = reply.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry));
+    assert!(
+        reply.headers["ratelimit"]
+            .to_str()
+            .unwrap()
+            .starts_with("\"minute\";r=0;")
+    );
+    h.assert_conformant();
+}
+
+#[tokio::test]
+async fn an_injected_5xx_hits_only_the_matching_requests() {
+    let h = Harness::start().await;
+    let rules = json!({"rules": [{"method": "GET", "path": "/v2/pods", "kind": "status", "status": 502, "count": 2}]});
+    assert_eq!(
+        h.call(Method::PUT, "/_sim/faults", Some(rules))
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(h.get("/v2/pods").await.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(h.get("/v2/network-volumes").await.status, StatusCode::OK);
+    assert_eq!(h.get("/v2/pods").await.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(h.get("/v2/pods").await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_500_after_create_leaves_the_pod_running() {
+    let h = Harness::start().await;
+    let rules = json!({"rules": [{"method": "POST", "path": "/v2/pods", "kind": "afterCreate", "count": 1}]});
+    h.call(Method::PUT, "/_sim/faults", Some(rules)).await;
+    let reply = h
+        .post(
+            "/v2/pods",
+            json!({"name": "p", "image": "i", "gpu": {"id": A100}}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+    let pods = h.get("/v2/pods").await.body["pods"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(pods.len(), 1, "the pod exists and bills");
+    assert_eq!(pods[0]["name"], "p");
+}
+
+#[tokio::test]
+async fn seeded_fault_draws_repeat() {
+    async fn run() -> Vec<u16> {
+        let h = Harness::start().await;
+        let rules = json!({"rules": [{"path": "/v2/pods", "kind": "status", "probability": 0.5}]});
+        h.call(Method::PUT, "/_sim/faults", Some(rules)).await;
+        let mut statuses = Vec::new();
+        for _ in 0..20 {
+            statuses.push(h.get("/v2/pods").await.status.as_u16());
+        }
+        statuses
+    }
+    let first = run().await;
+    assert_eq!(first, run().await);
+    assert!(first.contains(&503) && first.contains(&200), "{first:?}");
+}
+
+#[tokio::test]
+async fn the_console_edits_behind_the_operators_back_without_spending_its_budget() {
+    let h = Harness::start().await;
+    let endpoint = h.create_endpoint(json!({"workers": {"max": 3}})).await.body;
+    h.admin("account", json!({"requestsPerMinute": 1})).await;
+    let edit = h
+        .patch(
+            &format!("/_sim/console/v2/serverless/{}", id(&endpoint)),
+            json!({"workers": {"max": 1}}),
+        )
+        .await;
+    assert_eq!(edit.status, StatusCode::OK);
+    assert_eq!(
+        h.get(&format!("/v2/serverless/{}", id(&endpoint)))
+            .await
+            .body["workers"]["max"],
+        1
+    );
+}
+
+#[tokio::test]
+async fn the_request_log_counts_calls_by_route() {
+    let h = Harness::start().await;
+    h.get("/v2/pods").await;
+    h.get("/v2/serverless").await;
+    let log = h.get("/_sim/requests").await.body;
+    let calls: Vec<_> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["path"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(calls, ["/v2/pods", "/v2/serverless"]);
+}
