@@ -40,10 +40,16 @@ impl Harness {
     }
 
     async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
-        let base = if path.starts_with("/graphql") || !path.contains("/health") {
-            &self.sim.api_url
-        } else {
+        // The job and health routes live on RunPod's serverless host: /v2/{id}/run, ...
+        let route = path.split('?').next().unwrap_or_default();
+        let job_route = route
+            .split('/')
+            .nth(3)
+            .is_some_and(|s| ["run", "runsync", "status", "health"].contains(&s));
+        let base = if job_route {
             &self.sim.serverless_url
+        } else {
+            &self.sim.api_url
         };
         let mut request = self
             .http
@@ -699,7 +705,10 @@ async fn the_health_route_counts_the_always_on_workers() {
         .create_endpoint(json!({"workers": {"min": 2, "max": 3}}))
         .await
         .body;
-    let health = h.get(&format!("/v2/{}/health", id(&endpoint))).await;
+    let path = format!("/v2/{}/health", id(&endpoint));
+    assert_eq!(h.get(&path).await.body["workers"]["initializing"], 2);
+    h.advance(60).await;
+    let health = h.get(&path).await;
     assert_eq!(health.status, StatusCode::OK);
     assert_eq!(health.body["workers"]["idle"], 2);
     assert_eq!(health.body["workers"]["ready"], 2);
@@ -1031,4 +1040,251 @@ async fn the_request_log_counts_calls_by_route() {
         .map(|r| r["path"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(calls, ["/v2/pods", "/v2/serverless"]);
+}
+
+// ---- serverless workers and jobs ----------------------------------------------------------------
+
+async fn health(h: &Harness, endpoint: &str) -> Value {
+    h.get(&format!("/v2/{endpoint}/health")).await.body
+}
+
+async fn run_job(h: &Harness, endpoint: &str, input: Value) -> String {
+    let reply = h
+        .post(&format!("/v2/{endpoint}/run"), json!({"input": input}))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body["status"], "IN_QUEUE");
+    id(&reply.body)
+}
+
+async fn spend(h: &Harness) -> f64 {
+    let reply = h
+        .post(
+            "/graphql",
+            json!({"query": "query { myself { currentSpendPerHr } }"}),
+        )
+        .await;
+    reply.body["data"]["myself"]["currentSpendPerHr"]
+        .as_f64()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn active_workers_are_always_on_and_bill_at_the_active_rate() {
+    let h = Harness::start().await;
+    let endpoint = id(&h
+        .create_endpoint(json!({"workers": {"min": 2, "max": 3}, "disk": 1}))
+        .await
+        .body);
+    let workers = h
+        .get(&format!("/v2/serverless/{endpoint}/workers"))
+        .await
+        .body;
+    assert_eq!(workers["summary"]["initializing"], 2);
+    h.advance(30).await;
+    assert_eq!(health(&h, &endpoint).await["workers"]["idle"], 2);
+    // 2 x ($0.00060/s x 3600 + 1 GB of disk at $0.10/GB/month), cold start included.
+    let expected = 2.0 * (0.00060 * 3600.0 + 0.10 / 720.0);
+    let spent = spend(&h).await;
+    assert!((spent - expected).abs() < 1e-9, "{spent} vs {expected}");
+    h.assert_conformant();
+}
+
+#[tokio::test]
+async fn the_seed_burst_cold_starts_flex_workers_and_bills_start_to_stop() {
+    let h = Harness::start().await;
+    h.admin(
+        "serverless",
+        json!({"coldStartSeconds": 20, "jobSeconds": 3}),
+    )
+    .await;
+    let endpoint = id(&h
+        .create_endpoint(json!({"workers": {"max": 30, "idleTimeout": 5}, "disk": 20,
+                                "scaling": {"type": "QUEUE_DELAY", "queueDelay": 4}}))
+        .await
+        .body);
+    for i in 0..30 {
+        run_job(&h, &endpoint, json!({"image": i})).await;
+    }
+    assert_eq!(health(&h, &endpoint).await["jobs"]["inQueue"], 30);
+    assert_eq!(
+        health(&h, &endpoint).await["workers"]["initializing"],
+        0,
+        "flex: nothing until the delay"
+    );
+    h.advance(4).await;
+    assert_eq!(
+        health(&h, &endpoint).await["workers"]["initializing"],
+        30,
+        "every job waited 4 s"
+    );
+    h.advance(20).await;
+    let at_24 = health(&h, &endpoint).await;
+    assert_eq!(at_24["workers"]["running"], 30);
+    assert_eq!(at_24["jobs"]["inProgress"], 30);
+    h.advance(3).await;
+    let at_27 = health(&h, &endpoint).await;
+    assert_eq!(at_27["jobs"]["completed"], 30);
+    assert_eq!(at_27["workers"]["idle"], 30);
+    h.advance(5).await;
+    assert_eq!(
+        health(&h, &endpoint).await["workers"]["idle"],
+        0,
+        "the idle timeout stopped them"
+    );
+
+    // Each worker billed 4 s -> 32 s: 20 s cold start + 3 s work + 5 s idle = 28 s.
+    let per_worker_second = 0.00076 + 20.0 * 0.10 / 720.0 / 3600.0;
+    let expected = 30.0 * 28.0 * per_worker_second;
+    let bill = h.get("/v2/billing/serverless?bucketSize=hour").await.body;
+    let billed = bill["metadata"]["totals"]["totalAmount"].as_f64().unwrap();
+    assert!(
+        (billed - expected).abs() < 1e-6,
+        "billed {billed}, expected {expected}"
+    );
+    h.assert_conformant();
+}
+
+#[tokio::test]
+async fn request_count_scaling_wants_one_worker_per_n_jobs() {
+    let h = Harness::start().await;
+    let endpoint = id(&h
+        .create_endpoint(json!({"workers": {"max": 10}, "scaling": {"type": "REQUEST_COUNT", "requestCount": 2}}))
+        .await
+        .body);
+    for _ in 0..6 {
+        run_job(&h, &endpoint, json!({})).await;
+    }
+    assert_eq!(health(&h, &endpoint).await["workers"]["initializing"], 3);
+    h.assert_conformant();
+}
+
+#[tokio::test]
+async fn max_workers_caps_the_scaler() {
+    let h = Harness::start().await;
+    let endpoint = id(&h
+        .create_endpoint(
+            json!({"workers": {"max": 2}, "scaling": {"type": "REQUEST_COUNT", "requestCount": 1}}),
+        )
+        .await
+        .body);
+    for _ in 0..5 {
+        run_job(&h, &endpoint, json!({})).await;
+    }
+    assert_eq!(health(&h, &endpoint).await["workers"]["initializing"], 2);
+}
+
+#[tokio::test]
+async fn a_worker_without_a_free_gpu_is_throttled_and_not_billed() {
+    let h = Harness::start().await;
+    for gpu in [A100, "NVIDIA A100 80GB PCIe"] {
+        h.admin(
+            "capacity",
+            json!({"gpuType": gpu, "dataCenter": "EU-RO-1", "free": 0}),
+        )
+        .await;
+    }
+    let endpoint = id(&h
+        .create_endpoint(json!({"workers": {"min": 1, "max": 1}, "dataCenterIds": ["EU-RO-1"]}))
+        .await
+        .body);
+    assert_eq!(health(&h, &endpoint).await["workers"]["throttled"], 1);
+    assert_eq!(spend(&h).await, 0.0);
+    h.admin(
+        "capacity",
+        json!({"gpuType": A100, "dataCenter": "EU-RO-1", "free": 1}),
+    )
+    .await;
+    assert_eq!(health(&h, &endpoint).await["workers"]["initializing"], 1);
+    assert!(spend(&h).await > 0.0);
+    h.assert_conformant();
+}
+
+#[tokio::test]
+async fn a_job_reports_its_delay_and_execution_time() {
+    let h = Harness::start().await;
+    h.admin("serverless", json!({"coldStartSeconds": 10})).await;
+    let endpoint = id(&h
+        .create_endpoint(json!({"workers": {"min": 1, "max": 1}}))
+        .await
+        .body);
+    let job = run_job(&h, &endpoint, json!({"simulatedSeconds": 7})).await;
+    h.advance(30).await;
+    let status = h.get(&format!("/v2/{endpoint}/status/{job}")).await.body;
+    assert_eq!(status["status"], "COMPLETED");
+    assert_eq!(status["delayTime"], 10_000);
+    assert_eq!(status["executionTime"], 7_000);
+    assert_eq!(status["output"]["echo"]["simulatedSeconds"], 7);
+}
+
+#[tokio::test]
+async fn runsync_answers_with_the_finished_job_when_the_clock_runs() {
+    let h = Harness::with(SimConfig {
+        speed: 100.0,
+        ..SimConfig::default()
+    })
+    .await;
+    h.admin(
+        "serverless",
+        json!({"coldStartSeconds": 10, "jobSeconds": 2}),
+    )
+    .await;
+    let endpoint = id(&h
+        .create_endpoint(
+            json!({"workers": {"max": 1}, "scaling": {"type": "REQUEST_COUNT", "requestCount": 1}}),
+        )
+        .await
+        .body);
+    let reply = h
+        .post(
+            &format!("/v2/{endpoint}/runsync?wait=5000"),
+            json!({"input": {"x": 1}}),
+        )
+        .await;
+    assert_eq!(reply.body["status"], "COMPLETED", "{}", reply.body);
+    assert_eq!(reply.body["executionTime"], 2000);
+}
+
+#[tokio::test]
+async fn a_container_change_rolls_idle_workers_to_the_new_release() {
+    let h = Harness::start().await;
+    let endpoint = id(&h
+        .create_endpoint(json!({"workers": {"min": 1, "max": 1}}))
+        .await
+        .body);
+    h.advance(30).await;
+    let before = h
+        .get(&format!("/v2/serverless/{endpoint}/workers"))
+        .await
+        .body;
+    assert_eq!(before["workers"][0]["status"], "IDLE");
+    h.patch(
+        &format!("/v2/serverless/{endpoint}"),
+        json!({"env": {"MODEL": "v2"}}),
+    )
+    .await;
+    let after = h
+        .get(&format!("/v2/serverless/{endpoint}/workers"))
+        .await
+        .body;
+    assert_eq!(after["endpointVersion"], 2);
+    assert_eq!(after["workers"][0]["version"], 2);
+    assert_eq!(after["workers"][0]["status"], "INITIALIZING");
+    assert_ne!(after["workers"][0]["id"], before["workers"][0]["id"]);
+    h.assert_conformant();
+}
+
+#[tokio::test]
+async fn deleting_an_endpoint_stops_its_workers_and_billing() {
+    let h = Harness::start().await;
+    let endpoint = id(&h
+        .create_endpoint(json!({"workers": {"min": 2, "max": 2}}))
+        .await
+        .body);
+    assert!(spend(&h).await > 0.0);
+    assert_eq!(
+        h.delete(&format!("/v2/serverless/{endpoint}")).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(spend(&h).await, 0.0);
 }

@@ -8,6 +8,7 @@
 //! engine.
 
 pub mod server;
+pub mod serverless;
 pub mod spec;
 pub mod world;
 

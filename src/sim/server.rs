@@ -930,37 +930,19 @@ async fn serverless_entry(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    body: Bytes,
 ) -> Response {
     let path = uri.path().to_string();
-    let answer = match bearer(&headers).or_else(|| {
+    // The job API takes the bare key (as RunPod's docs send it) or a bearer token.
+    let key = bearer(&headers).or_else(|| {
         headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .map(String::from)
-    }) {
+    });
+    let answer = match key {
         None => Answer::problem(401, "missing bearer token"),
-        Some(key) => {
-            let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
-            let world = sim.world();
-            match (method.as_str(), segments.as_slice()) {
-                ("GET", ["v2", id, "health"]) => {
-                    match world.account(&key).and_then(|a| a.endpoints.get(*id)) {
-                        Some(endpoint) => {
-                            let idle = endpoint.workers.min;
-                            Answer::json(
-                                200,
-                                json!({
-                                    "jobs": {"completed": 0, "failed": 0, "inProgress": 0, "inQueue": 0, "retried": 0},
-                                    "workers": {"idle": idle, "initializing": 0, "ready": idle, "running": 0, "throttled": 0, "unhealthy": 0},
-                                }),
-                            )
-                        }
-                        None => Answer::problem(404, "endpoint not found"),
-                    }
-                }
-                _ => Answer::problem(404, "resource not found"),
-            }
-        }
+        Some(key) => serverless_call(&sim, &key, method.as_str(), &path, &uri, &body).await,
     };
     lock(&sim.log).push(RequestRecord {
         method: method.to_string(),
@@ -968,6 +950,63 @@ async fn serverless_entry(
         status: answer.status,
     });
     answer.into_response()
+}
+
+async fn serverless_call(
+    sim: &Sim,
+    key: &str,
+    method: &str,
+    path: &str,
+    uri: &Uri,
+    body: &Bytes,
+) -> Answer {
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+    let endpoint_of = |world: &World, id: &str| {
+        world
+            .account(key)
+            .and_then(|a| a.endpoints.get(id))
+            .cloned()
+    };
+    match (method, segments.as_slice()) {
+        ("GET", ["v2", id, "health"]) => match endpoint_of(&sim.world(), id) {
+            Some(endpoint) => Answer::json(200, World::health_json(&endpoint)),
+            None => Answer::problem(404, "endpoint not found"),
+        },
+        ("POST", ["v2", id, run @ ("run" | "runsync")]) => {
+            let request: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+            let Some(input) = request.get("input").cloned() else {
+                return Answer::problem(400, "the body needs an input object: {\"input\": {...}}");
+            };
+            let job = match sim.world().submit_job(key, id, input) {
+                Ok(job) => job,
+                Err(r) => return Answer::refusal(r),
+            };
+            if *run == "run" {
+                return Answer::json(200, json!({"id": job, "status": "IN_QUEUE"}));
+            }
+            // /runsync holds the request (in real time) until the job ends or `wait` passes.
+            let wait = query_param(uri, "wait")
+                .and_then(|w| w.parse::<u64>().ok())
+                .unwrap_or(90_000)
+                .clamp(1000, 300_000);
+            let deadline = Instant::now() + Duration::from_millis(wait);
+            loop {
+                let done = sim.world().job(key, id, &job).cloned();
+                match done {
+                    Some(j) if j.finished.is_some() || Instant::now() >= deadline => {
+                        return Answer::json(200, j.to_json());
+                    }
+                    None => return Answer::problem(404, "job not found"),
+                    _ => tokio::time::sleep(Duration::from_millis(20)).await,
+                }
+            }
+        }
+        ("GET", ["v2", id, "status", job]) => match sim.world().job(key, id, job) {
+            Some(j) => Answer::json(200, j.to_json()),
+            None => Answer::problem(404, "job not found"),
+        },
+        _ => Answer::problem(404, "resource not found"),
+    }
 }
 
 // ---- admin ------------------------------------------------------------------------------------
@@ -1057,7 +1096,9 @@ fn admin(sim: &Sim, headers: &HeaderMap, method: &str, path: &str, body: &Bytes)
                 return Answer::problem(400, "gpuType, dataCenter and free are required");
             };
             let cloud = body["cloud"].as_str().unwrap_or("SECURE");
-            sim.world().capacity.set(gpu, dc, cloud, free as u32);
+            let mut world = sim.world();
+            world.capacity.set(gpu, dc, cloud, free as u32);
+            world.step_all();
             Answer::empty(204)
         }
         ("PUT", "faults") => {
@@ -1071,6 +1112,20 @@ fn admin(sim: &Sim, headers: &HeaderMap, method: &str, path: &str, body: &Bytes)
         }
         ("DELETE", "faults") => {
             lock(&sim.faults).rules.clear();
+            Answer::empty(204)
+        }
+        ("POST", "serverless") => {
+            let mut world = sim.world();
+            let ms = |v: &Value| v.as_f64().map(|s| (s * 1000.0) as Millis);
+            if let Some(v) = ms(&body["coldStartSeconds"]) {
+                world.timing.cold_start_ms = v;
+            }
+            if let Some(v) = ms(&body["flashbootColdStartSeconds"]) {
+                world.timing.flashboot_cold_start_ms = v;
+            }
+            if let Some(v) = ms(&body["jobSeconds"]) {
+                world.timing.job_ms = v;
+            }
             Answer::empty(204)
         }
         ("GET", "requests") => Answer::json(200, json!(sim.requests())),

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
+use super::serverless::{Job, Runtime, Scaling, Timing};
 use crate::engine::{
     cost::network_volume_per_month,
     prices::{HOURS_PER_MONTH, PriceCatalogue},
@@ -265,6 +266,8 @@ pub struct Endpoint {
     pub created_at: Millis,
     /// Release version: bumped by container changes.
     pub version: u64,
+    /// Workers and jobs.
+    pub runtime: Runtime,
 }
 
 /// A network volume.
@@ -393,7 +396,8 @@ impl Capacity {
             .insert((gpu.to_string(), dc.to_string(), cloud.to_string()), free);
     }
 
-    fn take(&mut self, gpu: &str, dc: &str, cloud: &str, count: u32) -> bool {
+    /// Takes `count` GPUs if that many are free.
+    pub fn take_gpus(&mut self, gpu: &str, dc: &str, cloud: &str, count: u32) -> bool {
         let free = self.free(gpu, dc, cloud);
         if free < count {
             return false;
@@ -402,7 +406,8 @@ impl Capacity {
         true
     }
 
-    fn give_back(&mut self, gpu: &str, dc: &str, cloud: &str, count: u32) {
+    /// Gives GPUs back.
+    pub fn release_gpus(&mut self, gpu: &str, dc: &str, cloud: &str, count: u32) {
         let free = self.free(gpu, dc, cloud);
         self.set(gpu, dc, cloud, free + count);
     }
@@ -455,6 +460,8 @@ pub struct World {
     pub boot_seconds: u64,
     /// Hours at zero balance after which network volumes are deleted; `None` keeps them.
     pub volume_grace_hours: Option<u64>,
+    /// Serverless cold starts and job lengths.
+    pub timing: Timing,
 }
 
 const MS_PER_HOUR: u64 = 3_600_000;
@@ -482,6 +489,7 @@ impl World {
             ids: IdGen::new(seed),
             boot_seconds: DEFAULT_BOOT_SECONDS,
             volume_grace_hours: None,
+            timing: Timing::default(),
         }
     }
 
@@ -535,21 +543,149 @@ impl World {
         }
     }
 
-    /// USD/h of an endpoint's always-on (active) workers and their container disks.
-    pub fn endpoint_per_hour(&self, endpoint: &Endpoint) -> Decimal {
-        let count = Decimal::from(endpoint.gpu["count"].as_u64().unwrap_or(1));
+    /// Per-second rates of a worker of this endpoint, one GPU: (flex, active). Where the pool
+    /// publishes no active rate, active workers bill at flex.
+    fn worker_rates(&self, endpoint: &Endpoint) -> (Decimal, Decimal) {
         let pool = endpoint.gpu["pools"][0].as_str().unwrap_or_default();
-        let rate = self
-            .prices
+        self.prices
             .gpu_types()
             .find(|g| g.pool.as_deref() == Some(pool))
             .and_then(|g| self.prices.pool_of(&g.gpu_type).ok())
-            .map(|p| p.active_per_second.unwrap_or(p.flex_per_second))
-            .unwrap_or_default();
-        let workers = Decimal::from(endpoint.workers.min);
-        workers * (count * rate * Decimal::from(3600))
-            + workers
-                * self.storage_per_hour(endpoint.container.disk, self.prices.storage.container_disk)
+            .map(|p| {
+                (
+                    p.flex_per_second,
+                    p.active_per_second.unwrap_or(p.flex_per_second),
+                )
+            })
+            .unwrap_or_default()
+    }
+
+    fn worker_per_hour(&self, endpoint: &Endpoint, active: bool) -> Decimal {
+        let gpus = Decimal::from(endpoint.gpu["count"].as_u64().unwrap_or(1));
+        let (flex, active_rate) = self.worker_rates(endpoint);
+        let rate = if active { active_rate } else { flex };
+        gpus * rate * Decimal::from(3600)
+            + self.storage_per_hour(endpoint.container.disk, self.prices.storage.container_disk)
+    }
+
+    /// USD/h of an endpoint's always-on floor (`workers.min` active workers): what the credit
+    /// and spend-limit rules weigh when an endpoint is created or changed.
+    pub fn endpoint_floor_per_hour(&self, endpoint: &Endpoint) -> Decimal {
+        Decimal::from(endpoint.workers.min) * self.worker_per_hour(endpoint, true)
+    }
+
+    /// USD/h an endpoint bills now: every worker that is not throttled, from its start
+    /// (cold start included) to its stop (idle timeout included).
+    pub fn endpoint_per_hour(&self, endpoint: &Endpoint) -> Decimal {
+        endpoint
+            .runtime
+            .workers
+            .iter()
+            .filter(|w| w.billed())
+            .map(|w| self.worker_per_hour(endpoint, w.active))
+            .sum()
+    }
+
+    /// The scaling settings of an endpoint, for the serverless step.
+    pub fn endpoint_scaling(&self, endpoint: &Endpoint) -> Scaling {
+        let pools: Vec<&str> = endpoint.gpu["pools"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        let excluded: Vec<&str> = endpoint.gpu["excludedTypes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        let dcs: Vec<String> = if endpoint.data_centers.is_empty() {
+            DATA_CENTERS.iter().map(|d| d.to_string()).collect()
+        } else {
+            endpoint.data_centers.clone()
+        };
+        let mut places = Vec::new();
+        for pool in pools {
+            for gpu in self
+                .prices
+                .gpu_types()
+                .filter(|g| g.pool.as_deref() == Some(pool))
+            {
+                if excluded.contains(&gpu.gpu_type.as_str()) {
+                    continue;
+                }
+                for dc in &dcs {
+                    places.push((gpu.gpu_type.clone(), dc.clone()));
+                }
+            }
+        }
+        let scaler = &endpoint.scaling;
+        let flashboot = endpoint.flashboot != "OFF";
+        Scaling {
+            min: endpoint.workers.min,
+            max: endpoint.workers.max,
+            idle_timeout_ms: u64::from(endpoint.workers.idle_timeout_or_default()) * 1000,
+            queue_delay_ms: (scaler["type"] == "QUEUE_DELAY")
+                .then(|| (scaler["queueDelay"].as_f64().unwrap_or(4.0) * 1000.0) as Millis),
+            request_count: (scaler["type"] == "REQUEST_COUNT")
+                .then(|| scaler["requestCount"].as_u64().unwrap_or(1) as u32),
+            version: endpoint.version,
+            gpus: endpoint.gpu["count"].as_u64().unwrap_or(1) as u32,
+            places,
+            cold_start_ms: if flashboot {
+                self.timing.flashboot_cold_start_ms
+            } else {
+                self.timing.cold_start_ms
+            }
+            .max(1),
+        }
+    }
+
+    /// Runs the serverless step of every endpoint of an account at `at`.
+    fn step_endpoints(&mut self, key: &str, at: Millis) {
+        let ids: Vec<String> = self.accounts[key].endpoints.keys().cloned().collect();
+        for id in ids {
+            let scaling = self.endpoint_scaling(&self.accounts[key].endpoints[&id]);
+            let account = self.accounts.get_mut(key).expect("the key exists");
+            let endpoint = account.endpoints.get_mut(&id).expect("listed");
+            endpoint.runtime.step(&id, &scaling, at, &mut self.capacity);
+        }
+    }
+
+    /// Runs the serverless step of every endpoint now, after something outside the clock
+    /// changed (capacity set by the admin route, say).
+    pub fn step_all(&mut self) {
+        let keys: Vec<String> = self.accounts.keys().cloned().collect();
+        for key in keys {
+            self.step_endpoints(&key, self.now);
+        }
+    }
+
+    /// Queues a job on an endpoint (`POST /v2/{id}/run`); returns the job id.
+    pub fn submit_job(&mut self, key: &str, endpoint_id: &str, input: Value) -> Outcome<String> {
+        let job_id = format!("{}-{}", self.ids.id(8), self.ids.id(4));
+        let now = self.now;
+        let timing = self.timing;
+        let endpoint = self
+            .account_mut(key)?
+            .endpoints
+            .get_mut(endpoint_id)
+            .ok_or_else(|| Refusal::not_found("endpoint"))?;
+        endpoint.runtime.submit(job_id.clone(), input, now, &timing);
+        self.step_endpoints(key, now);
+        Ok(job_id)
+    }
+
+    /// A job of an endpoint.
+    pub fn job(&self, key: &str, endpoint_id: &str, job_id: &str) -> Option<&Job> {
+        self.accounts
+            .get(key)?
+            .endpoints
+            .get(endpoint_id)?
+            .runtime
+            .jobs
+            .get(job_id)
     }
 
     /// USD/h of a network volume.
@@ -583,23 +719,33 @@ impl World {
     // ---- the clock -------------------------------------------------------------------------
 
     /// Moves the clock to `to`, billing every account and applying what happens on the way.
+    /// All accounts move in lockstep from event to event, since they share GPU capacity.
     pub fn advance_to(&mut self, to: Millis) {
-        if to <= self.now {
-            return;
-        }
         let keys: Vec<String> = self.accounts.keys().cloned().collect();
-        let from = self.now;
-        for key in keys {
-            let mut at = from;
-            while at < to {
-                let next = self.next_account_event(&key, at).map_or(to, |t| t.min(to));
-                self.bill(&key, at, next);
-                at = next;
-                self.apply_account_events(&key, at);
+        while self.now < to {
+            let now = self.now;
+            let next = keys
+                .iter()
+                .filter_map(|key| self.next_account_event(key, now))
+                .chain(keys.iter().flat_map(|key| {
+                    self.accounts[key]
+                        .endpoints
+                        .values()
+                        .filter_map(|e| e.runtime.next_event(&self.endpoint_scaling(e), now))
+                        .collect::<Vec<_>>()
+                }))
+                .min()
+                .map_or(to, |t| t.min(to));
+            for key in &keys {
+                self.bill(key, now, next);
             }
+            self.now = next;
+            for key in &keys {
+                self.apply_account_events(key, next);
+                self.step_endpoints(key, next);
+            }
+            self.finish_boots();
         }
-        self.now = to;
-        self.finish_boots();
     }
 
     /// The next instant at which the account's rate changes by itself: its balance reaching
@@ -683,7 +829,7 @@ impl World {
             for id in ids {
                 let pod = account.pods.get_mut(&id).expect("listed");
                 if pod.status.holds_gpus() {
-                    self.capacity.give_back(
+                    self.capacity.release_gpus(
                         &pod.gpu_type,
                         &pod.data_center,
                         &pod.cloud,
@@ -699,7 +845,9 @@ impl World {
                 }
             }
             for endpoint in account.endpoints.values_mut() {
+                let gpus = endpoint.gpu["count"].as_u64().unwrap_or(1) as u32;
                 endpoint.workers.min = 0;
+                endpoint.runtime.stop_all(gpus, &mut self.capacity);
             }
         }
         if let (Some(since), Some(grace)) = (account.zero_since, self.volume_grace_hours)
@@ -844,7 +992,7 @@ impl World {
             .into_iter()
             .find(|dc| {
                 self.capacity
-                    .take(&pod.gpu_type, dc, &pod.cloud, pod.gpu_count)
+                    .take_gpus(&pod.gpu_type, dc, &pod.cloud, pod.gpu_count)
             })
             .ok_or_else(|| Refusal::new(400, CAPACITY_MESSAGE))?;
         pod.data_center = placed;
@@ -1064,8 +1212,12 @@ impl World {
                         "the pod is locked: unlock it before stopping",
                     ));
                 }
-                self.capacity
-                    .give_back(&pod.gpu_type, &pod.data_center, &pod.cloud, pod.gpu_count);
+                self.capacity.release_gpus(
+                    &pod.gpu_type,
+                    &pod.data_center,
+                    &pod.cloud,
+                    pod.gpu_count,
+                );
                 let pod = self.pod_mut(key, id)?;
                 pod.status = PodStatus::Exited;
                 pod.stopped_at = Some(now);
@@ -1079,10 +1231,12 @@ impl World {
                     - self.pod_disk_per_hour(&pod);
                 self.check_money(key, cost)?;
                 // A stopped pod keeps its host: it starts there or not at all.
-                if !self
-                    .capacity
-                    .take(&pod.gpu_type, &pod.data_center, &pod.cloud, pod.gpu_count)
-                {
+                if !self.capacity.take_gpus(
+                    &pod.gpu_type,
+                    &pod.data_center,
+                    &pod.cloud,
+                    pod.gpu_count,
+                ) {
                     return Err(Refusal::new(
                         400,
                         "There are not enough free GPUs on the host machine to start this pod.",
@@ -1124,7 +1278,7 @@ impl World {
             .ok_or_else(|| Refusal::not_found("pod"))?;
         if pod.status.holds_gpus() {
             self.capacity
-                .give_back(&pod.gpu_type, &pod.data_center, &pod.cloud, pod.gpu_count);
+                .release_gpus(&pod.gpu_type, &pod.data_center, &pod.cloud, pod.gpu_count);
         }
         Ok(())
     }
@@ -1213,6 +1367,7 @@ impl World {
             flashboot: body["flashboot"].as_str().unwrap_or("OFF").to_string(),
             created_at: self.now,
             version: 1,
+            runtime: Runtime::default(),
         };
         if endpoint.gpu.get("count").is_none() {
             endpoint.gpu["count"] = json!(1);
@@ -1223,7 +1378,7 @@ impl World {
             .map(|e| e.workers.max)
             .sum();
         self.check_endpoint_rules(key, &endpoint, others)?;
-        self.check_money(key, self.endpoint_per_hour(&endpoint))?;
+        self.check_money(key, self.endpoint_floor_per_hour(&endpoint))?;
         endpoint.id = self.ids.id(14);
         let id = endpoint.id.clone();
         self.accounts
@@ -1231,6 +1386,7 @@ impl World {
             .expect("checked")
             .endpoints
             .insert(id.clone(), endpoint);
+        self.step_endpoints(key, self.now);
         Ok(id)
     }
 
@@ -1294,7 +1450,7 @@ impl World {
             .map(|e| e.workers.max)
             .sum();
         self.check_endpoint_rules(key, &next, others)?;
-        let added = self.endpoint_per_hour(&next) - self.endpoint_per_hour(current);
+        let added = self.endpoint_floor_per_hour(&next) - self.endpoint_floor_per_hour(current);
         if added > Decimal::ZERO {
             self.check_money(key, added)?;
         }
@@ -1304,6 +1460,7 @@ impl World {
         self.account_mut(key)?
             .endpoints
             .insert(id.to_string(), next);
+        self.step_endpoints(key, self.now);
         Ok(())
     }
 
@@ -1341,45 +1498,61 @@ impl World {
         out
     }
 
-    /// `GET /v2/serverless/{id}/workers`: the always-on workers, idle.
+    /// `GET /v2/serverless/{id}/workers`.
     pub fn workers_json(&self, endpoint: &Endpoint) -> Value {
-        let pool = endpoint.gpu["pools"][0].as_str().unwrap_or_default();
-        let gpu_type = self
-            .prices
-            .gpu_types()
-            .find(|g| g.pool.as_deref() == Some(pool))
-            .map(|g| g.gpu_type.clone());
-        let workers: Vec<Value> = (0..endpoint.workers.min)
-            .map(|i| {
+        let runtime = &endpoint.runtime;
+        let workers: Vec<Value> = runtime
+            .workers
+            .iter()
+            .map(|w| {
+                let (gpu, dc) = w.placed.clone().unzip();
                 json!({
-                    "id": format!("{}-w{i}", endpoint.id),
-                    "status": "IDLE",
-                    "isStale": false,
-                    "version": endpoint.version,
+                    "id": w.id,
+                    "status": w.status(),
+                    "isStale": w.version < endpoint.version,
+                    "version": w.version,
                     "gpuCount": endpoint.gpu["count"].as_u64().unwrap_or(1),
                     "image": endpoint.container.image,
-                    "uptimeSeconds": (self.now - endpoint.created_at) / 1000,
-                    "gpuTypeId": gpu_type,
-                    "dataCenterId": endpoint.data_centers.first().cloned().unwrap_or_else(|| "EU-RO-1".into()),
-                    "startedAt": timestamp(endpoint.created_at),
+                    "uptimeSeconds": (self.now - w.started_at) / 1000,
+                    "gpuTypeId": gpu,
+                    "dataCenterId": dc,
+                    "startedAt": timestamp(w.started_at),
                 })
             })
             .collect();
-        let idle = endpoint.workers.min;
+        let count = |s: &str| runtime.workers_in(s);
         json!({
             "workers": workers,
-            "summary": {"running": 0, "idle": idle, "initializing": 0, "throttled": 0, "unhealthy": 0, "total": idle},
+            "summary": {
+                "running": count("RUNNING"), "idle": count("IDLE"), "initializing": count("INITIALIZING"),
+                "throttled": count("THROTTLED"), "unhealthy": 0, "total": runtime.workers.len(),
+            },
             "endpointVersion": endpoint.version,
         })
     }
 
-    /// `DELETE /v2/serverless/{id}`.
+    /// `GET /v2/{id}/health` on the serverless host: the live counters.
+    pub fn health_json(endpoint: &Endpoint) -> Value {
+        let runtime = &endpoint.runtime;
+        let count = |s: &str| runtime.workers_in(s);
+        json!({
+            "jobs": {"completed": runtime.completed, "failed": 0, "inProgress": runtime.in_progress(),
+                     "inQueue": runtime.in_queue(), "retried": 0},
+            "workers": {"idle": count("IDLE"), "initializing": count("INITIALIZING"), "ready": count("IDLE"),
+                        "running": count("RUNNING"), "throttled": count("THROTTLED"), "unhealthy": 0},
+        })
+    }
+
+    /// `DELETE /v2/serverless/{id}`: workers stop, queued jobs are cancelled.
     pub fn delete_endpoint(&mut self, key: &str, id: &str) -> Outcome<()> {
-        self.account_mut(key)?
+        let mut endpoint = self
+            .account_mut(key)?
             .endpoints
             .remove(id)
-            .map(|_| ())
-            .ok_or_else(|| Refusal::not_found("endpoint"))
+            .ok_or_else(|| Refusal::not_found("endpoint"))?;
+        let gpus = endpoint.gpu["count"].as_u64().unwrap_or(1) as u32;
+        endpoint.runtime.stop_all(gpus, &mut self.capacity);
+        Ok(())
     }
 
     // ---- network volumes ---------------------------------------------------------------------
