@@ -113,3 +113,54 @@ fn crd_out_dir_writes_what_crds_holds() {
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn sim_prints_its_environment_and_answers_http() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_runpod-operator"))
+        .args([
+            "sim",
+            "--listen",
+            "127.0.0.1:0",
+            "--serverless-listen",
+            "127.0.0.1:0",
+            "--balance",
+            "25",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut env = std::collections::HashMap::new();
+    for _ in 0..4 {
+        let line = lines.next().unwrap().unwrap();
+        let (name, value) = line.trim_start_matches("export ").split_once('=').unwrap();
+        env.insert(name.to_string(), value.to_string());
+    }
+    let api = env["RUNPOD_API_URL"]
+        .trim_start_matches("http://")
+        .to_string();
+    let key = &env["RUNPOD_API_KEY"];
+    assert!(env["RUNPOD_GRAPHQL_URL"].ends_with("/graphql"));
+    assert!(env.contains_key("RUNPOD_SERVERLESS_URL"));
+
+    // A plain HTTP/1.1 request, as curl sends it.
+    let body = r#"{"query":"query { myself { clientBalance } }"}"#;
+    let mut stream = std::net::TcpStream::connect(&api).unwrap();
+    write!(
+        stream,
+        "POST /graphql HTTP/1.1\r\nHost: {api}\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(
+        reply.contains(r#"{"data":{"myself":{"clientBalance":25.0}}}"#),
+        "{reply}"
+    );
+}

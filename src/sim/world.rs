@@ -7,7 +7,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use rust_decimal::Decimal;
+use rust_decimal::{Decimal, prelude::ToPrimitive};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::serverless::{Job, Runtime, Scaling, Timing};
@@ -1041,61 +1042,85 @@ impl World {
         }
     }
 
-    /// A pod as REST v2 renders it.
-    pub fn pod_json(&self, pod: &Pod) -> Value {
-        let mut out = json!({});
-        pod.container.to_json(&mut out);
-        let cost = self.pod_compute_per_hour(pod)
-            + if pod.status.holds_gpus() {
-                self.pod_disk_per_hour(pod)
-            } else {
-                Decimal::ZERO
-            };
+    /// A pod as REST v2 renders it, ready to serialize. Borrowed and typed: listing 10,000
+    /// pods is dominated by rendering, and typed serialization is an order of magnitude
+    /// faster than building `Value` trees.
+    pub fn pod_view<'p>(&self, pod: &'p Pod) -> PodView<'p> {
+        let mut cost = self.pod_compute_per_hour(pod);
+        if pod.status.holds_gpus() {
+            cost += self.pod_disk_per_hour(pod);
+        }
         let mounts = match &pod.mount {
-            Some(Mount::Persistent { size, path }) => {
-                json!({"persistent": {"size": size, "path": path}})
-            }
-            Some(Mount::Network { volume_id, path }) => {
-                json!({"network": [{"volumeId": volume_id, "path": path}]})
-            }
-            None => json!({}),
-        };
-        let running = pod.status == PodStatus::Running;
-        let ports: Vec<Value> = pod
-            .container
-            .ports
-            .iter()
-            .filter_map(|p| p.split_once('/'))
-            .map(|(port, kind)| {
-                let private: u64 = port.parse().unwrap_or(0);
-                json!({"private": private, "public": 10000 + private, "type": kind, "ip": "127.0.0.1"})
-            })
-            .collect();
-        let values = json!({
-            "id": pod.id,
-            "name": pod.name,
-            "status": pod.status.as_str(),
-            "actions": pod.status.actions(),
-            "mounts": mounts,
-            "gpu": {"id": pod.gpu_type, "count": pod.gpu_count},
-            "cloud": pod.cloud,
-            "dataCenterId": pod.data_center,
-            "cudaVersion": "12.8",
-            "ssh": {"proxy": null, "direct": null},
-            "template": null,
-            "cost": cost.round_dp(6).to_string().parse::<f64>().unwrap_or(0.0),
-            "locked": pod.locked,
-            "globalNetworking": {"enabled": pod.global_networking},
-            "runtime": if running {
-                json!({"uptime": (self.now - pod.started_at.unwrap_or(self.now)) / 1000, "gpus": [], "ports": ports})
-            } else {
-                Value::Null
+            Some(Mount::Persistent { size, path }) => MountsView {
+                persistent: Some(PersistentView { size: *size, path }),
+                network: None,
             },
-            "createdAt": timestamp(pod.created_at),
-            "startedAt": pod.started_at.filter(|_| pod.status.holds_gpus()).map(timestamp),
+            Some(Mount::Network { volume_id, path }) => MountsView {
+                persistent: None,
+                network: Some([NetworkView { volume_id, path }]),
+            },
+            None => MountsView::default(),
+        };
+        let runtime = (pod.status == PodStatus::Running).then(|| RuntimeView {
+            uptime: (self.now - pod.started_at.unwrap_or(self.now)) / 1000,
+            gpus: [],
+            ports: pod
+                .container
+                .ports
+                .iter()
+                .filter_map(|p| p.split_once('/'))
+                .map(|(port, kind)| {
+                    let private: u64 = port.parse().unwrap_or(0);
+                    PortView {
+                        private,
+                        public: 10000 + private,
+                        kind,
+                        ip: "127.0.0.1",
+                    }
+                })
+                .collect(),
         });
-        merge(&mut out, values);
-        out
+        PodView {
+            id: &pod.id,
+            name: &pod.name,
+            status: pod.status.as_str(),
+            actions: pod.status.actions(),
+            image: &pod.container.image,
+            args: &pod.container.args,
+            disk: pod.container.disk,
+            ports: &pod.container.ports,
+            env: &pod.container.env,
+            registry: pod.container.registry.as_deref(),
+            mounts,
+            gpu: GpuView {
+                id: &pod.gpu_type,
+                count: pod.gpu_count,
+            },
+            cloud: &pod.cloud,
+            data_center_id: &pod.data_center,
+            cuda_version: "12.8",
+            ssh: SshView {
+                proxy: None,
+                direct: None,
+            },
+            template: None,
+            cost: cost.round_dp(6).to_f64().unwrap_or(0.0),
+            locked: pod.locked,
+            global_networking: GlobalNetworkingView {
+                enabled: pod.global_networking,
+            },
+            runtime,
+            created_at: timestamp(pod.created_at),
+            started_at: pod
+                .started_at
+                .filter(|_| pod.status.holds_gpus())
+                .map(timestamp),
+        }
+    }
+
+    /// A pod as REST v2 renders it, as JSON.
+    pub fn pod_json(&self, pod: &Pod) -> Value {
+        serde_json::to_value(self.pod_view(pod)).unwrap_or(Value::Null)
     }
 
     /// `PATCH /v2/pods/{id}`: mount kind and volume id fixed, volume grows only, container
@@ -1712,4 +1737,87 @@ fn merge(into: &mut Value, from: Value) {
     if let (Some(into), Value::Object(from)) = (into.as_object_mut(), from) {
         into.extend(from);
     }
+}
+
+/// A pod as REST v2 renders it (`Pod` in the spec).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodView<'p> {
+    id: &'p str,
+    name: &'p str,
+    status: &'static str,
+    actions: &'static [&'static str],
+    image: &'p str,
+    args: &'p str,
+    disk: u32,
+    ports: &'p [String],
+    env: &'p BTreeMap<String, String>,
+    registry: Option<&'p str>,
+    mounts: MountsView<'p>,
+    gpu: GpuView<'p>,
+    cloud: &'p str,
+    data_center_id: &'p str,
+    cuda_version: &'static str,
+    ssh: SshView,
+    template: Option<&'p str>,
+    cost: f64,
+    locked: bool,
+    global_networking: GlobalNetworkingView,
+    runtime: Option<RuntimeView<'p>>,
+    created_at: String,
+    started_at: Option<String>,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct MountsView<'p> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    persistent: Option<PersistentView<'p>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    network: Option<[NetworkView<'p>; 1]>,
+}
+
+#[derive(Debug, Serialize)]
+struct PersistentView<'p> {
+    size: u32,
+    path: &'p str,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct NetworkView<'p> {
+    volume_id: &'p str,
+    path: &'p str,
+}
+
+#[derive(Debug, Serialize)]
+struct GpuView<'p> {
+    id: &'p str,
+    count: u32,
+}
+
+#[derive(Debug, Serialize)]
+struct SshView {
+    proxy: Option<()>,
+    direct: Option<()>,
+}
+
+#[derive(Debug, Serialize)]
+struct GlobalNetworkingView {
+    enabled: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct RuntimeView<'p> {
+    uptime: u64,
+    gpus: [u8; 0],
+    ports: Vec<PortView<'p>>,
+}
+
+#[derive(Debug, Serialize)]
+struct PortView<'p> {
+    private: u64,
+    public: u64,
+    #[serde(rename = "type")]
+    kind: &'p str,
+    ip: &'static str,
 }
