@@ -1297,3 +1297,23 @@ async fn deleting_an_endpoint_stops_its_workers_and_billing() {
     );
     assert_eq!(spend(&h).await, 0.0);
 }
+
+#[tokio::test]
+async fn a_finished_job_can_be_read_for_30_minutes() {
+    let h = Harness::start().await;
+    let endpoint = id(&h
+        .create_endpoint(json!({"workers": {"min": 1, "max": 1}}))
+        .await
+        .body);
+    let job = run_job(&h, &endpoint, json!({})).await;
+    h.advance(60).await;
+    assert_eq!(
+        h.get(&format!("/v2/{endpoint}/status/{job}")).await.body["status"],
+        "COMPLETED"
+    );
+    h.advance(30 * 60).await;
+    assert_eq!(
+        h.get(&format!("/v2/{endpoint}/status/{job}")).await.status,
+        StatusCode::NOT_FOUND
+    );
+}

@@ -369,12 +369,23 @@ async fn api_entry(
     } else {
         rest_entry(&sim, method.as_str(), &path, &uri, &headers, &body).await
     };
-    lock(&sim.log).push(RequestRecord {
+    record(&sim, method.as_str(), path, answer.status);
+    answer.into_response()
+}
+
+/// The request log keeps the newest entries, so a long-running simulator stays small.
+const REQUEST_LOG_LIMIT: usize = 100_000;
+
+fn record(sim: &Sim, method: &str, path: String, status: u16) {
+    let mut log = lock(&sim.log);
+    if log.len() >= REQUEST_LOG_LIMIT {
+        log.drain(..REQUEST_LOG_LIMIT / 2);
+    }
+    log.push(RequestRecord {
         method: method.to_string(),
         path,
-        status: answer.status,
+        status,
     });
-    answer.into_response()
 }
 
 async fn rest_entry(
@@ -991,11 +1002,7 @@ async fn serverless_entry(
         None => Answer::problem(401, "missing bearer token"),
         Some(key) => serverless_call(&sim, &key, method.as_str(), &path, &uri, &body).await,
     };
-    lock(&sim.log).push(RequestRecord {
-        method: method.to_string(),
-        path,
-        status: answer.status,
-    });
+    record(&sim, method.as_str(), path, answer.status);
     answer.into_response()
 }
 

@@ -18,6 +18,9 @@ use serde_json::{Value, json};
 
 use super::world::{Capacity, Millis};
 
+/// How long a finished job's result can be read (`/run` results: 30 minutes).
+pub const RESULT_RETENTION_MS: Millis = 30 * 60 * 1000;
+
 /// Simulator settings for serverless timing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Timing {
@@ -285,6 +288,11 @@ impl Runtime {
         now: Millis,
         capacity: &mut Capacity,
     ) {
+        // RunPod keeps a `/run` result for 30 minutes after it finishes.
+        self.jobs.retain(|_, job| {
+            job.finished
+                .is_none_or(|done| done + RESULT_RETENTION_MS > now)
+        });
         for worker in &mut self.workers {
             match worker.state.clone() {
                 WorkerState::Running { job, done_at } if done_at <= now => {
