@@ -39,6 +39,9 @@ pub struct RequestRecord {
     pub path: String,
     /// The status answered.
     pub status: u16,
+    /// The request body, for calls that send one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
 }
 
 /// A fault to inject on matching requests.
@@ -139,6 +142,7 @@ pub struct Sim {
     violations: Mutex<Vec<String>>,
     windows: Mutex<HashMap<String, Window>>,
     quota: Mutex<u32>,
+    window_seconds: Mutex<u64>,
     faults: Mutex<Faults>,
     check_responses: bool,
 }
@@ -164,6 +168,7 @@ impl Sim {
             violations: Mutex::new(Vec::new()),
             windows: Mutex::new(HashMap::new()),
             quota: Mutex::new(config.requests_per_minute),
+            window_seconds: Mutex::new(60),
             faults: Mutex::new(Faults {
                 rules: Vec::new(),
                 draws: super::world::IdGen::new(config.seed ^ 0x5EED),
@@ -369,14 +374,14 @@ async fn api_entry(
     } else {
         rest_entry(&sim, method.as_str(), &path, &uri, &headers, &body).await
     };
-    record(&sim, method.as_str(), path, answer.status);
+    record(&sim, method.as_str(), path, answer.status, &body);
     answer.into_response()
 }
 
 /// The request log keeps the newest entries, so a long-running simulator stays small.
 const REQUEST_LOG_LIMIT: usize = 100_000;
 
-fn record(sim: &Sim, method: &str, path: String, status: u16) {
+fn record(sim: &Sim, method: &str, path: String, status: u16, body: &Bytes) {
     let mut log = lock(&sim.log);
     if log.len() >= REQUEST_LOG_LIMIT {
         log.drain(..REQUEST_LOG_LIMIT / 2);
@@ -385,6 +390,7 @@ fn record(sim: &Sim, method: &str, path: String, status: u16) {
         method: method.to_string(),
         path,
         status,
+        body: (!body.is_empty()).then(|| String::from_utf8_lossy(body).into_owned()),
     });
 }
 
@@ -419,26 +425,37 @@ async fn rest_entry(
 /// over quota, and the rate-limit headers either way.
 fn rate_budget(sim: &Sim, key: &str) -> (Option<u64>, Vec<(&'static str, String)>) {
     let quota = *lock(&sim.quota);
+    let window_seconds = *lock(&sim.window_seconds);
     let mut windows = lock(&sim.windows);
     let window = windows.entry(key.to_string()).or_insert_with(|| Window {
         started: Instant::now(),
         used: 0,
     });
-    if window.started.elapsed() >= Duration::from_secs(60) {
+    let length = Duration::from_secs(window_seconds);
+    if window.started.elapsed() >= length {
         window.started = Instant::now();
         window.used = 0;
     }
-    let reset = 60u64
-        .saturating_sub(window.started.elapsed().as_secs())
-        .max(1);
+    // Seconds until the window resets, rounded up so a client that waits them is never early.
+    let left = length.saturating_sub(window.started.elapsed());
+    let reset = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+    let reset = reset.max(1);
     let over = window.used >= quota;
     if !over {
         window.used += 1;
     }
     let remaining = quota.saturating_sub(window.used);
+    let name = if window_seconds == 60 {
+        "minute".to_string()
+    } else {
+        format!("{window_seconds}s")
+    };
     let headers = vec![
-        ("ratelimit-policy", format!("\"minute\";q={quota};w=60")),
-        ("ratelimit", format!("\"minute\";r={remaining};t={reset}")),
+        (
+            "ratelimit-policy",
+            format!("\"{name}\";q={quota};w={window_seconds}"),
+        ),
+        ("ratelimit", format!("\"{name}\";r={remaining};t={reset}")),
     ];
     (over.then_some(reset), headers)
 }
@@ -1002,7 +1019,7 @@ async fn serverless_entry(
         None => Answer::problem(401, "missing bearer token"),
         Some(key) => serverless_call(&sim, &key, method.as_str(), &path, &uri, &body).await,
     };
-    record(&sim, method.as_str(), path, answer.status);
+    record(&sim, method.as_str(), path, answer.status, &body);
     answer.into_response()
 }
 
@@ -1124,6 +1141,11 @@ fn admin(sim: &Sim, headers: &HeaderMap, method: &str, path: &str, body: &Bytes)
             drop(world);
             if let Some(quota) = body["requestsPerMinute"].as_u64() {
                 *lock(&sim.quota) = quota as u32;
+                lock(&sim.windows).clear();
+            }
+            // A shorter window lets a test of the rate budget run in seconds, not minutes.
+            if let Some(seconds) = body["rateWindowSeconds"].as_u64() {
+                *lock(&sim.window_seconds) = seconds.max(1);
                 lock(&sim.windows).clear();
             }
             if let Some(hours) = body["volumeGraceHours"].as_u64() {
