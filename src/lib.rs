@@ -2,11 +2,12 @@
 //!
 //! The library holds everything; `main.rs` only parses flags and calls [`cli::run`].
 //! [`api`] is the Kubernetes API (CRD types), [`engine`] the pure rules (costs, prices),
-//! [`cli`] the command line, [`sim`] the RunPod simulator, [`tls`] the one TLS set-up every
+//! [`cli`] the command line, [`runpod`] the RunPod client, [`sim`] the RunPod simulator, [`tls`] the one TLS set-up every
 //! HTTP client shares.
 
 pub mod api;
 pub mod cli;
 pub mod engine;
+pub mod runpod;
 pub mod sim;
 pub mod tls;
