@@ -5,7 +5,7 @@ use proptest::prelude::*;
 use runpod_operator::{
     api::{
         DeletionPolicy, DesiredState, GpuSpec, GpuWorkloadSpec, ManagementPolicy, PodVolume,
-        ServerlessSpec, SpendingCap, WorkerClass, WorkloadType,
+        ReplacePolicy, ServerlessSpec, SpendingCap, WorkerClass, WorkloadType,
     },
     engine::{
         cost::{
@@ -50,6 +50,7 @@ fn pod(gpu: &str, count: u32) -> GpuWorkloadSpec {
             usd_per_month: None,
         },
         stopped_volume_policy: None,
+        replace_policy: ReplacePolicy::RequireApproval,
         deletion_policy: DeletionPolicy::Delete,
         management_policy: ManagementPolicy::Manage,
         priority: 0,

@@ -145,6 +145,13 @@ pub struct GpuWorkloadSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped_volume_policy: Option<StoppedVolumePolicy>,
 
+    /// Whether a change that needs a new pod (GPU type or count, cloud, data centre, mount)
+    /// may destroy the pod volume's data without approval. `RequireApproval` (default): the
+    /// workload reports `ReplaceNeedsApproval` until the annotation
+    /// `runpod-operator.dev/approve-replace` carries the plan's hash. `Allow`: replace at once.
+    #[serde(default)]
+    pub replace_policy: ReplacePolicy,
+
     /// What happens on RunPod when this object is deleted: `Delete` (default) or `Orphan`.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
@@ -157,6 +164,16 @@ pub struct GpuWorkloadSpec {
     /// first. Default 0.
     #[serde(default)]
     pub priority: i32,
+}
+
+/// Whether replacing a pod may destroy its volume's data without approval.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ReplacePolicy {
+    /// Wait for the plan's hash in the `runpod-operator.dev/approve-replace` annotation.
+    #[default]
+    RequireApproval,
+    /// Replace without asking; the pod volume's data is lost.
+    Allow,
 }
 
 /// How a workload runs on RunPod.
@@ -448,6 +465,9 @@ pub struct GpuWorkloadStatus {
     /// The last plan the operator made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_plan: Option<PlanSummary>,
+    /// When the operator first saw the pod stopped; the stopped-volume policy counts from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_since: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
 }
 
 /// One field that differs between the spec and RunPod.

@@ -214,6 +214,12 @@ pub struct Endpoint {
     /// Image.
     #[serde(default)]
     pub image: String,
+    /// Start arguments.
+    #[serde(default)]
+    pub args: String,
+    /// Ports.
+    #[serde(default)]
+    pub ports: Vec<String>,
     /// Environment.
     #[serde(default)]
     pub env: BTreeMap<String, String>,

@@ -1,0 +1,92 @@
+//! Who owns what on RunPod. Every object the operator creates gets a deterministic name from
+//! the Kubernetes namespace, name and UID, and (pods and endpoints) carries the owner UID in
+//! an environment variable. Before any create the inventory is searched for that owner, so a
+//! crash or a 500-after-create never makes a duplicate.
+
+/// The environment variable that marks a pod or endpoint with its owner's UID.
+pub const OWNER_ENV: &str = "RUNPOD_OPERATOR_OWNER";
+
+/// The annotation that adopts an existing RunPod object by id.
+pub const ADOPT_ANNOTATION: &str = "runpod-operator.dev/adopt";
+
+/// The annotation that approves a data-destroying replace by the plan's hash.
+pub const APPROVE_REPLACE_ANNOTATION: &str = "runpod-operator.dev/approve-replace";
+
+/// RunPod's name limit.
+const MAX_NAME: usize = 191;
+
+/// Who a RunPod object belongs to: the Kubernetes object's namespace, name and UID.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Owner {
+    /// Namespace (empty for cluster-scoped objects).
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// UID.
+    pub uid: String,
+}
+
+impl Owner {
+    /// The deterministic RunPod name: `rpo-<namespace>-<name>-<first 8 of the UID>`. The UID
+    /// part keeps a deleted-and-recreated object from claiming its predecessor's pod.
+    pub fn runpod_name(&self) -> String {
+        let uid: String = self
+            .uid
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(8)
+            .collect();
+        let mut name = format!("rpo-{}-{}-{uid}", self.namespace, self.name);
+        if self.namespace.is_empty() {
+            name = format!("rpo-{}-{uid}", self.name);
+        }
+        if name.len() > MAX_NAME {
+            // Keep the UID part, which makes it unique.
+            let tail = format!("-{uid}");
+            name.truncate(MAX_NAME - tail.len());
+            name.push_str(&tail);
+        }
+        name
+    }
+
+    /// `namespace/name`, for messages.
+    pub fn key(&self) -> String {
+        if self.namespace.is_empty() {
+            self.name.clone()
+        } else {
+            format!("{}/{}", self.namespace, self.name)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owner(name: &str) -> Owner {
+        Owner {
+            namespace: "vision".into(),
+            name: name.into(),
+            uid: "3f1c9a2e-77aa-4b1e-9c1d-0a1b2c3d4e5f".into(),
+        }
+    }
+
+    #[test]
+    fn the_name_is_deterministic_and_carries_the_uid() {
+        assert_eq!(
+            owner("matting").runpod_name(),
+            "rpo-vision-matting-3f1c9a2e"
+        );
+        assert_eq!(
+            owner("matting").runpod_name(),
+            owner("matting").runpod_name()
+        );
+    }
+
+    #[test]
+    fn a_long_name_is_cut_but_keeps_the_uid() {
+        let name = owner(&"x".repeat(300)).runpod_name();
+        assert_eq!(name.len(), 191);
+        assert!(name.ends_with("-3f1c9a2e"));
+    }
+}
