@@ -8,6 +8,7 @@
 pub mod api;
 pub mod cli;
 pub mod engine;
+pub mod reconcile;
 pub mod runpod;
 pub mod sim;
 pub mod tls;

@@ -904,3 +904,15 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_pod_whose_marker_was_removed_in_the_console_is_still_found_by_its_name() {
+    let mut w = World::new();
+    let s = spec(POD);
+    w.converge(&s);
+    w.pods[0].env.clear();
+    let plan = w.plan(&s);
+    // No second pod, and no env PATCH just to restore the marker: that would reset the pod.
+    assert!(plan.actions.is_empty(), "{:?}", plan.actions);
+    assert_eq!(plan.runpod_id.as_deref(), Some(w.pods[0].id.as_str()));
+}

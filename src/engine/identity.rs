@@ -49,6 +49,29 @@ impl Owner {
         name
     }
 
+    /// The owner of a Kubernetes object. Without a UID (a manifest on disk, not yet in a
+    /// cluster) a stable one is derived from namespace and name, so the CLI finds its objects
+    /// again with no state file.
+    pub fn of(namespace: Option<&str>, name: &str, uid: Option<&str>) -> Self {
+        let namespace = namespace.unwrap_or_default().to_string();
+        let uid = match uid {
+            Some(uid) if !uid.is_empty() => uid.to_string(),
+            _ => {
+                let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+                for byte in format!("{namespace}/{name}").bytes() {
+                    hash ^= u64::from(byte);
+                    hash = hash.wrapping_mul(0x0100_0000_01b3);
+                }
+                format!("local-{hash:016x}")
+            }
+        };
+        Self {
+            namespace,
+            name: name.to_string(),
+            uid,
+        }
+    }
+
     /// `namespace/name`, for messages.
     pub fn key(&self) -> String {
         if self.namespace.is_empty() {
@@ -81,6 +104,14 @@ mod tests {
             owner("matting").runpod_name(),
             owner("matting").runpod_name()
         );
+    }
+
+    #[test]
+    fn an_object_without_a_uid_gets_a_stable_one() {
+        let a = Owner::of(Some("ml"), "trainer", None);
+        assert_eq!(a, Owner::of(Some("ml"), "trainer", None));
+        assert_ne!(a.uid, Owner::of(Some("ml"), "other", None).uid);
+        assert_eq!(Owner::of(Some("ml"), "trainer", Some("u-1")).uid, "u-1");
     }
 
     #[test]

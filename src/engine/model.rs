@@ -135,7 +135,11 @@ pub fn apply(
             }
         }
         Action::DeleteEndpoint { id, .. } => endpoints.retain(|e| &e.id != id),
-        Action::Wait { .. } => {}
+        // Volumes are planned on their own; the model tracks pods and endpoints.
+        Action::CreateVolume { .. }
+        | Action::UpdateVolume { .. }
+        | Action::DeleteVolume { .. }
+        | Action::Wait { .. } => {}
     }
 }
 

@@ -33,11 +33,13 @@ use crate::{
     api::{
         CONDITION_DRIFTED, CONDITION_INSUFFICIENT_CREDIT, CONDITION_READY, CONDITION_RECONCILING,
         CONDITION_SPEND_CAP_EXCEEDED, CONDITION_STALLED, DriftEntry, GpuWorkloadSpec,
-        ManagementPolicy, ReplacePolicy, StoppedVolumeAction, StoppedVolumePolicy,
+        ManagementPolicy, NetworkVolumeSpec, ReplacePolicy, StoppedVolumeAction,
+        StoppedVolumePolicy, VolumeTier,
     },
     runpod::types::{
-        CreateEndpoint, CreateGpu, CreatePod, Endpoint, EndpointGpu, Mounts, NetworkMount,
-        PersistentMount, Pod, UpdateEndpoint, UpdatePod, Workers,
+        CreateEndpoint, CreateGpu, CreateNetworkVolume, CreatePod, Endpoint, EndpointGpu, Mounts,
+        NetworkMount, NetworkVolume as RunPodVolume, PersistentMount, Pod, UpdateEndpoint,
+        UpdateNetworkVolume, UpdatePod, Workers,
     },
 };
 
@@ -173,6 +175,25 @@ pub enum Action {
         /// Why.
         reason: String,
     },
+    /// Create a network volume.
+    CreateVolume {
+        /// The request.
+        request: CreateNetworkVolume,
+    },
+    /// Grow or rename a network volume.
+    UpdateVolume {
+        /// Volume id.
+        id: String,
+        /// The change.
+        request: UpdateNetworkVolume,
+    },
+    /// Delete a network volume (its data is lost).
+    DeleteVolume {
+        /// Volume id.
+        id: String,
+        /// Why.
+        reason: String,
+    },
     /// Nothing to send; look again later.
     Wait {
         /// Why.
@@ -188,8 +209,12 @@ impl Action {
     pub fn saves_money(&self) -> bool {
         matches!(
             self,
-            Self::StopPod { .. } | Self::DeletePod { .. } | Self::DeleteEndpoint { .. }
-        ) || matches!(self, Self::UpdateEndpoint { saving: true, .. })
+            Self::StopPod { .. }
+                | Self::DeletePod { .. }
+                | Self::DeleteEndpoint { .. }
+                | Self::DeleteVolume { .. }
+                | Self::UpdateEndpoint { saving: true, .. }
+        )
     }
 
     /// Whether the action writes to RunPod.
@@ -243,6 +268,15 @@ impl Action {
             Self::StopPod { id, reason } => format!("stop pod {id}: {reason}"),
             Self::DeletePod { id, reason } => format!("delete pod {id}: {reason}"),
             Self::DeleteEndpoint { id, reason } => format!("delete endpoint {id}: {reason}"),
+            Self::CreateVolume { request } => format!(
+                "create network volume {} ({} GB in {})",
+                request.name, request.size, request.data_center
+            ),
+            Self::UpdateVolume { id, request } => format!(
+                "grow network volume {id} to {} GB",
+                request.size.unwrap_or_default()
+            ),
+            Self::DeleteVolume { id, reason } => format!("delete network volume {id}: {reason}"),
             Self::Wait { reason, .. } => format!("wait: {reason}"),
         }
     }
@@ -302,12 +336,18 @@ fn decimal(f: f64) -> Decimal {
 
 // ---- owners ---------------------------------------------------------------------------------
 
+/// The objects that belong to the workload: adopted by annotation, recorded in the status,
+/// marked with the owner's UID, or carrying the owner's deterministic name (which embeds the
+/// UID). The name still finds an object whose environment was replaced in the console, marker
+/// and all, so a console edit can never make the operator create a second one.
 fn owned<'a, T>(
     items: &'a [T],
     id: impl Fn(&T) -> &str,
+    name: impl Fn(&T) -> &str,
     marker: impl Fn(&T) -> Option<&str>,
     ctx: &Context<'_>,
 ) -> Vec<&'a T> {
+    let runpod_name = ctx.owner.runpod_name();
     items
         .iter()
         .filter(|item| {
@@ -315,6 +355,7 @@ fn owned<'a, T>(
             ctx.adopt_id == Some(item_id)
                 || ctx.known_id == Some(item_id)
                 || marker(item) == Some(ctx.owner.uid.as_str())
+                || name(item) == runpod_name
         })
         .collect()
 }
@@ -830,6 +871,7 @@ fn plan_pod(
     let mine = owned(
         observed.pods,
         |p| &p.id,
+        |p| &p.name,
         |p| p.env.get(OWNER_ENV).map(String::as_str),
         ctx,
     );
@@ -1150,6 +1192,7 @@ fn plan_endpoint(
     let mine = owned(
         observed.endpoints,
         |e| &e.id,
+        |e| &e.name,
         |e| e.env.get(OWNER_ENV).map(String::as_str),
         ctx,
     );
@@ -1247,13 +1290,16 @@ pub fn plan_delete(
     if orphan {
         return Vec::new();
     }
-    let mine = |id: &str, marker: Option<&String>| {
-        known_id == Some(id) || marker.map(String::as_str) == Some(owner.uid.as_str())
+    let runpod_name = owner.runpod_name();
+    let mine = |id: &str, name: &str, marker: Option<&String>| {
+        known_id == Some(id)
+            || name == runpod_name
+            || marker.map(String::as_str) == Some(owner.uid.as_str())
     };
     let mut actions: Vec<Action> = observed
         .pods
         .iter()
-        .filter(|p| mine(&p.id, p.env.get(OWNER_ENV)))
+        .filter(|p| mine(&p.id, &p.name, p.env.get(OWNER_ENV)))
         .map(|p| Action::DeletePod {
             id: p.id.clone(),
             reason: "the GpuWorkload was deleted".to_string(),
@@ -1263,11 +1309,226 @@ pub fn plan_delete(
         observed
             .endpoints
             .iter()
-            .filter(|e| mine(&e.id, e.env.get(OWNER_ENV)))
+            .filter(|e| mine(&e.id, &e.name, e.env.get(OWNER_ENV)))
             .map(|e| Action::DeleteEndpoint {
                 id: e.id.clone(),
                 reason: "the GpuWorkload was deleted".to_string(),
             }),
     );
     actions
+}
+
+// ---- network volumes -----------------------------------------------------------------------------------
+
+/// The plan of one NetworkVolume: the actions, the tracked id, drift and conditions.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VolumePlan {
+    /// What to do.
+    pub actions: Vec<Action>,
+    /// The RunPod id.
+    pub runpod_id: Option<String>,
+    /// Where RunPod differs.
+    pub drift: Vec<DriftEntry>,
+    /// Conditions.
+    pub verdicts: Vec<Verdict>,
+    /// USD per month.
+    pub cost_per_month: Decimal,
+}
+
+/// Plans a NetworkVolume: create it, grow it; report what cannot change (data centre, tier,
+/// a smaller size). The account cap counts its hourly cost with the rest of the account.
+pub fn plan_volume(
+    owner: &Owner,
+    spec: &NetworkVolumeSpec,
+    volumes: &[RunPodVolume],
+    known_id: Option<&str>,
+    adopt_id: Option<&str>,
+    money: &Money,
+    prices: &PriceCatalogue,
+) -> VolumePlan {
+    let name = owner.runpod_name();
+    let cost_per_month = super::cost::network_volume_per_month(spec.size_gb, &prices.storage);
+    let per_hour = cost_per_month / Decimal::from(HOURS_PER_MONTH);
+    let tier = if spec.tier == VolumeTier::HighPerformance {
+        "HIGH_PERFORMANCE"
+    } else {
+        "STANDARD"
+    };
+    let found = volumes
+        .iter()
+        .find(|v| adopt_id == Some(v.id.as_str()) || known_id == Some(v.id.as_str()))
+        .or_else(|| volumes.iter().find(|v| v.name == name));
+    let mut plan = VolumePlan {
+        actions: Vec::new(),
+        runpod_id: found.map(|v| v.id.clone()),
+        drift: Vec::new(),
+        verdicts: Vec::new(),
+        cost_per_month,
+    };
+    let manage = spec.management_policy == ManagementPolicy::Manage;
+    let mut stalled: Option<(&'static str, String)> = None;
+    match found {
+        None if spec.management_policy == ManagementPolicy::Paused => {}
+        None => {
+            plan.drift.push(drift("networkVolume", "exists", "missing"));
+            let account = money.others_worst_case_per_hour + per_hour;
+            if account > money.account_cap_per_hour {
+                let message = format!(
+                    "worst case {} USD/h for the account exceeds the account cap {} USD/h",
+                    usd(account),
+                    usd(money.account_cap_per_hour)
+                );
+                plan.verdicts.push(Verdict::yes(
+                    CONDITION_SPEND_CAP_EXCEEDED,
+                    "AccountCapExceeded",
+                    message.clone(),
+                ));
+                stalled = Some(("AccountCapExceeded", message));
+            } else if manage {
+                plan.actions.push(Action::CreateVolume {
+                    request: CreateNetworkVolume {
+                        name,
+                        size: spec.size_gb,
+                        data_center: spec.data_center.clone(),
+                        volume_type: Some(tier.to_string()),
+                    },
+                });
+            }
+        }
+        Some(v) => {
+            if v.size != spec.size_gb {
+                plan.drift.push(drift("spec.sizeGb", spec.size_gb, v.size));
+            }
+            if v.data_center != spec.data_center {
+                plan.drift
+                    .push(drift("spec.dataCenter", &spec.data_center, &v.data_center));
+                stalled = Some((
+                    "Immutable",
+                    format!(
+                        "the volume is in {}, not {}: a volume cannot move; create a new NetworkVolume instead",
+                        v.data_center, spec.data_center
+                    ),
+                ));
+            }
+            if !v.volume_type.is_empty() && v.volume_type != tier {
+                plan.drift.push(drift("spec.tier", tier, &v.volume_type));
+                stalled = Some((
+                    "Immutable",
+                    format!(
+                        "the volume's tier is {}, and a tier cannot change",
+                        v.volume_type
+                    ),
+                ));
+            }
+            if v.size > spec.size_gb {
+                stalled = Some((
+                    "CannotShrink",
+                    format!(
+                        "the volume has {} GB and cannot shrink to {} GB",
+                        v.size, spec.size_gb
+                    ),
+                ));
+            } else if v.size < spec.size_gb && manage {
+                plan.actions.push(Action::UpdateVolume {
+                    id: v.id.clone(),
+                    request: UpdateNetworkVolume {
+                        name: None,
+                        size: Some(spec.size_gb),
+                    },
+                });
+            }
+        }
+    }
+    let drifted = !plan.drift.is_empty();
+    match (&stalled, plan.actions.first()) {
+        (Some((reason, message)), _) => {
+            plan.verdicts
+                .push(Verdict::no(CONDITION_READY, reason, message.clone()));
+            plan.verdicts
+                .push(Verdict::yes(CONDITION_STALLED, reason, message.clone()));
+            plan.verdicts
+                .push(Verdict::no(CONDITION_RECONCILING, reason, ""));
+        }
+        (None, Some(action)) => {
+            plan.verdicts.push(Verdict::no(
+                CONDITION_READY,
+                "Progressing",
+                action.describe(),
+            ));
+            plan.verdicts
+                .push(Verdict::no(CONDITION_STALLED, "Progressing", ""));
+            plan.verdicts.push(Verdict::yes(
+                CONDITION_RECONCILING,
+                "Progressing",
+                action.describe(),
+            ));
+        }
+        (None, None) => {
+            plan.verdicts.push(Verdict::yes(
+                CONDITION_READY,
+                "InSync",
+                "RunPod matches the spec",
+            ));
+            plan.verdicts
+                .push(Verdict::no(CONDITION_STALLED, "InSync", ""));
+            plan.verdicts
+                .push(Verdict::no(CONDITION_RECONCILING, "InSync", ""));
+        }
+    }
+    plan.verdicts.push(if drifted {
+        Verdict::yes(
+            CONDITION_DRIFTED,
+            "FieldsDiffer",
+            "RunPod differs from the spec (see status)",
+        )
+    } else {
+        Verdict::no(CONDITION_DRIFTED, "InSync", "")
+    });
+    plan
+}
+
+/// What deleting a NetworkVolume does: nothing with `Orphan`; with `Delete`, the volume goes,
+/// but never while a pod or endpoint still uses it (the error names them).
+pub fn plan_volume_delete(
+    owner: &Owner,
+    known_id: Option<&str>,
+    volumes: &[RunPodVolume],
+    observed: Observed<'_>,
+    orphan: bool,
+) -> Result<Vec<Action>, String> {
+    if orphan {
+        return Ok(Vec::new());
+    }
+    let name = owner.runpod_name();
+    let Some(volume) = volumes
+        .iter()
+        .find(|v| known_id == Some(v.id.as_str()) || v.name == name)
+    else {
+        return Ok(Vec::new());
+    };
+    let mut users: Vec<String> = observed
+        .pods
+        .iter()
+        .filter(|p| {
+            p.mounts
+                .network
+                .as_ref()
+                .is_some_and(|l| l.iter().any(|m| m.volume_id == volume.id))
+        })
+        .map(|p| format!("pod {} ({})", p.id, p.name))
+        .collect();
+    users.extend(
+        observed
+            .endpoints
+            .iter()
+            .filter(|e| e.network_volumes.contains(&volume.id))
+            .map(|e| format!("endpoint {} ({})", e.id, e.name)),
+    );
+    if !users.is_empty() {
+        return Err(format!("the volume is still used by {}", users.join(", ")));
+    }
+    Ok(vec![Action::DeleteVolume {
+        id: volume.id.clone(),
+        reason: "the NetworkVolume was deleted".to_string(),
+    }])
 }

@@ -1,0 +1,371 @@
+//! Reconciling a set of objects against one RunPod account: the inventory (I/O), the
+//! executor (I/O) and the pass that ties them to the engine. [`plan_workspace`] is pure (the
+//! CLI's `plan` and the tests use it); [`apply_pass`] refreshes the inventory, plans, and
+//! runs the first write of every object, money-saving writes first.
+
+pub mod executor;
+pub mod inventory;
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+use rust_decimal::{Decimal, prelude::FromPrimitive};
+
+use crate::{
+    api::{CreditAction, GpuWorkload, NetworkVolume, RunPodAccountSpec},
+    engine::{
+        conditions::Verdict,
+        cost::{Usage, network_volume_per_month, workload_cost},
+        desired::{DesiredError, References, VolumeRef, desired},
+        identity::{ADOPT_ANNOTATION, APPROVE_REPLACE_ANNOTATION, Owner},
+        plan::{Action, Context, Money, Observed, credit_victims, plan, plan_volume},
+        prices::{HOURS_PER_MONTH, PriceCatalogue},
+    },
+};
+use executor::{Outcome, execute};
+use inventory::{Inventory, Snapshot};
+
+/// Everything declared for one account: the objects and the Secrets they read.
+#[derive(Clone, Debug)]
+pub struct Workspace {
+    /// The account's settings.
+    pub account: RunPodAccountSpec,
+    /// Workloads.
+    pub workloads: Vec<GpuWorkload>,
+    /// Network volumes.
+    pub volumes: Vec<NetworkVolume>,
+    /// Secrets: namespace -> name -> key -> value.
+    pub secrets: BTreeMap<String, BTreeMap<String, BTreeMap<String, String>>>,
+}
+
+/// The plan of one object, and what came of it.
+#[derive(Debug)]
+pub struct Item {
+    /// `GpuWorkload` or `NetworkVolume`.
+    pub kind: &'static str,
+    /// `namespace/name`.
+    pub key: String,
+    /// What to do, money first.
+    pub actions: Vec<Action>,
+    /// Where RunPod differs.
+    pub drift: Vec<crate::api::DriftEntry>,
+    /// Conditions.
+    pub verdicts: Vec<Verdict>,
+    /// The RunPod id.
+    pub runpod_id: Option<String>,
+    /// RunPod's state.
+    pub state: Option<String>,
+    /// Worst-case USD per hour of the declared configuration.
+    pub worst_case_per_hour: Option<Decimal>,
+    /// Expected USD per hour.
+    pub expected_per_hour: Option<Decimal>,
+    /// How the hourly cost changes when the plan is done.
+    pub delta_per_hour: Decimal,
+    /// The plan's hash.
+    pub hash: String,
+    /// What happened to the first write, after [`apply_pass`].
+    pub outcome: Option<Outcome>,
+}
+
+impl Item {
+    /// Whether the object is `Ready`.
+    pub fn ready(&self) -> bool {
+        self.verdicts
+            .iter()
+            .any(|v| v.kind == crate::api::CONDITION_READY && v.status)
+    }
+
+    /// The first condition that says why it is not ready.
+    pub fn reason(&self) -> Option<&Verdict> {
+        self.verdicts
+            .iter()
+            .find(|v| v.kind == crate::api::CONDITION_STALLED && v.status)
+            .or_else(|| {
+                self.verdicts
+                    .iter()
+                    .find(|v| v.kind == crate::api::CONDITION_READY)
+            })
+    }
+}
+
+fn owner_of(meta_namespace: Option<String>, name: &str, uid: Option<String>) -> Owner {
+    Owner::of(meta_namespace.as_deref(), name, uid.as_deref())
+}
+
+/// Plans every object of the workspace against a snapshot of the account. Pure.
+pub fn plan_workspace(
+    ws: &Workspace,
+    snapshot: &Snapshot,
+    prices: &PriceCatalogue,
+    now: Timestamp,
+) -> Vec<Item> {
+    let account_cap = ws.account.spending_cap_usd_per_hour.amount();
+    let balance = snapshot
+        .account
+        .as_ref()
+        .and_then(|a| Decimal::from_f64(a.client_balance));
+    let spend = snapshot
+        .account
+        .as_ref()
+        .and_then(|a| Decimal::from_f64(a.current_spend_per_hr));
+
+    // Worst case of every object, for the account cap.
+    let worst: Vec<Decimal> = ws
+        .workloads
+        .iter()
+        .map(|w| {
+            workload_cost(&w.spec, prices, Usage::default())
+                .map(|c| c.worst_case_per_hour)
+                .unwrap_or_default()
+        })
+        .collect();
+    let volume_hourly: Vec<Decimal> = ws
+        .volumes
+        .iter()
+        .map(|v| {
+            network_volume_per_month(v.spec.size_gb, &prices.storage)
+                / Decimal::from(HOURS_PER_MONTH)
+        })
+        .collect();
+    let total: Decimal = worst.iter().sum::<Decimal>() + volume_hourly.iter().sum::<Decimal>();
+    let money = |own: Decimal, forced_down: Option<String>| Money {
+        account_cap_per_hour: account_cap,
+        others_worst_case_per_hour: total - own,
+        balance,
+        spend_per_hour: spend,
+        minimum_runway_hours: ws.account.credit_policy.minimum_runway_hours,
+        forced_down,
+    };
+    let observed = Observed {
+        pods: &snapshot.pods,
+        endpoints: &snapshot.endpoints,
+    };
+
+    let mut items = Vec::new();
+    for (volume, hourly) in ws.volumes.iter().zip(&volume_hourly) {
+        let owner = owner_of(volume.namespace(), &volume.name_any(), volume.uid());
+        let known = volume.status.as_ref().and_then(|s| s.runpod_id.clone());
+        let adopt = volume.annotations().get(ADOPT_ANNOTATION).cloned();
+        let p = plan_volume(
+            &owner,
+            &volume.spec,
+            &snapshot.volumes,
+            known.as_deref(),
+            adopt.as_deref(),
+            &money(*hourly, None),
+            prices,
+        );
+        items.push(Item {
+            kind: "NetworkVolume",
+            key: owner.key(),
+            actions: p.actions,
+            drift: p.drift,
+            verdicts: p.verdicts,
+            runpod_id: p.runpod_id,
+            state: None,
+            worst_case_per_hour: Some(*hourly),
+            expected_per_hour: Some(*hourly),
+            delta_per_hour: Decimal::ZERO,
+            hash: String::new(),
+            outcome: None,
+        });
+    }
+
+    // Workloads: plan once; if the runway is short and the policy says so, plan the lowest
+    // priorities again, forced down.
+    let plan_one = |workload: &GpuWorkload, own: Decimal, forced: Option<String>| -> Item {
+        let owner = owner_of(workload.namespace(), &workload.name_any(), workload.uid());
+        let namespace = workload.namespace().unwrap_or_default();
+        let refs = References {
+            volumes: ws
+                .volumes
+                .iter()
+                .filter(|v| v.namespace().unwrap_or_default() == namespace)
+                .map(|v| {
+                    let volume_owner = owner_of(v.namespace(), &v.name_any(), v.uid());
+                    let runpod_name = volume_owner.runpod_name();
+                    let known = v.status.as_ref().and_then(|s| s.runpod_id.clone());
+                    let id = snapshot
+                        .volumes
+                        .iter()
+                        .find(|rv| {
+                            known.as_deref() == Some(rv.id.as_str()) || rv.name == runpod_name
+                        })
+                        .map(|rv| rv.id.clone());
+                    (
+                        v.name_any(),
+                        VolumeRef {
+                            runpod_id: id,
+                            data_center: v.spec.data_center.clone(),
+                        },
+                    )
+                })
+                .collect(),
+            secrets: ws.secrets.get(&namespace).cloned().unwrap_or_default(),
+        };
+        let base = Item {
+            kind: "GpuWorkload",
+            key: owner.key(),
+            actions: Vec::new(),
+            drift: Vec::new(),
+            verdicts: Vec::new(),
+            runpod_id: None,
+            state: None,
+            worst_case_per_hour: None,
+            expected_per_hour: None,
+            delta_per_hour: Decimal::ZERO,
+            hash: String::new(),
+            outcome: None,
+        };
+        match desired(&owner, &workload.spec, &refs, prices) {
+            Err(DesiredError::Invalid(errors)) => {
+                let message = errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                Item {
+                    verdicts: vec![
+                        Verdict::no(crate::api::CONDITION_READY, "InvalidSpec", message.clone()),
+                        Verdict::yes(crate::api::CONDITION_STALLED, "InvalidSpec", message),
+                    ],
+                    ..base
+                }
+            }
+            Err(DesiredError::Waiting(reason)) => Item {
+                actions: vec![Action::Wait {
+                    reason: reason.clone(),
+                    after: crate::engine::plan::RECHECK_SOON,
+                }],
+                verdicts: vec![
+                    Verdict::no(crate::api::CONDITION_READY, "Waiting", reason.clone()),
+                    Verdict::yes(crate::api::CONDITION_RECONCILING, "Waiting", reason),
+                ],
+                ..base
+            },
+            Ok(desired) => {
+                let known = workload.status.as_ref().and_then(|s| s.runpod_id.clone());
+                let adopt = workload.annotations().get(ADOPT_ANNOTATION).cloned();
+                let approved = workload
+                    .annotations()
+                    .get(APPROVE_REPLACE_ANNOTATION)
+                    .cloned();
+                let ctx = Context {
+                    owner: &owner,
+                    spec: &workload.spec,
+                    approved_hash: approved.as_deref(),
+                    adopt_id: adopt.as_deref(),
+                    known_id: known.as_deref(),
+                    prices,
+                    money: money(own, forced),
+                    stopped_volume_policy: workload
+                        .spec
+                        .stopped_volume_policy
+                        .clone()
+                        .or_else(|| ws.account.default_stopped_volume_policy.clone()),
+                    stopped_since: workload
+                        .status
+                        .as_ref()
+                        .and_then(|s| s.stopped_since.as_ref().map(|t| t.0)),
+                    now,
+                };
+                let p = plan(&desired, observed, &ctx);
+                Item {
+                    actions: p.actions,
+                    drift: p.drift,
+                    verdicts: p.verdicts,
+                    runpod_id: p.runpod_id,
+                    state: p.state,
+                    worst_case_per_hour: p.cost.as_ref().map(|c| c.worst_case_per_hour),
+                    expected_per_hour: p.cost.as_ref().map(|c| c.expected_per_hour),
+                    delta_per_hour: p.delta_per_hour,
+                    hash: p.hash,
+                    ..base
+                }
+            }
+        }
+    };
+    let mut planned: Vec<Item> = ws
+        .workloads
+        .iter()
+        .zip(&worst)
+        .map(|(w, own)| plan_one(w, *own, None))
+        .collect();
+    if let (Some(balance), Some(spend)) = (balance, spend)
+        && ws.account.credit_policy.action == CreditAction::StopLowestPriority
+    {
+        let candidates: Vec<(String, i32, Decimal)> = ws
+            .workloads
+            .iter()
+            .zip(&planned)
+            .map(|(w, item)| {
+                let current = item
+                    .expected_per_hour
+                    .filter(|_| item.runpod_id.is_some())
+                    .unwrap_or_default();
+                (item.key.clone(), w.spec.priority, current)
+            })
+            .collect();
+        let victims = credit_victims(
+            balance,
+            spend,
+            ws.account.credit_policy.minimum_runway_hours,
+            &candidates,
+        );
+        for (i, workload) in ws.workloads.iter().enumerate() {
+            if victims.contains(&planned[i].key) {
+                let reason = format!(
+                    "credit policy: the balance covers less than {} hours, and this workload has the lowest priority ({})",
+                    ws.account.credit_policy.minimum_runway_hours, workload.spec.priority
+                );
+                planned[i] = plan_one(workload, worst[i], Some(reason));
+            }
+        }
+    }
+    items.extend(planned);
+    items
+}
+
+/// The result of one pass.
+#[derive(Debug)]
+pub struct Report {
+    /// Every object, with its plan and outcome.
+    pub items: Vec<Item>,
+    /// Writes sent.
+    pub writes: usize,
+}
+
+/// One pass: refresh the inventory if due, plan everything, run the first write of each
+/// object (money-saving writes first, across objects).
+pub async fn apply_pass(
+    ws: &Workspace,
+    inventory: &Inventory,
+    prices: &PriceCatalogue,
+    now: Timestamp,
+) -> Result<Report, crate::runpod::Error> {
+    inventory.ensure_fresh().await?;
+    let snapshot = inventory.snapshot();
+    let mut items = plan_workspace(ws, &snapshot, prices, now);
+    let mut order: Vec<usize> = (0..items.len())
+        .filter(|i| items[*i].actions.iter().any(Action::writes))
+        .collect();
+    order.sort_by_key(|i| {
+        !items[*i]
+            .actions
+            .iter()
+            .find(|a| a.writes())
+            .is_some_and(Action::saves_money)
+    });
+    let mut writes = 0;
+    for i in order {
+        let Some(action) = items[i].actions.iter().find(|a| a.writes()).cloned() else {
+            continue;
+        };
+        let outcome = execute(&action, inventory).await;
+        writes += 1;
+        tracing::info!(object = %items[i].key, action = %action.describe(), outcome = %outcome.describe(), "applied");
+        items[i].outcome = Some(outcome);
+    }
+    Ok(Report { items, writes })
+}

@@ -1,0 +1,476 @@
+//! The engine, the inventory and the executor against the simulator on loopback: the
+//! examples converge, each kind of change produces the right call, crashes and
+//! 500-after-create leave exactly one object, console edits are caught and corrected, and a
+//! steady account of 1,000 workloads costs three list calls a resync and no writes.
+
+use std::{collections::BTreeMap, path::Path, time::Duration};
+
+use k8s_openapi::jiff::Timestamp;
+use runpod_operator::{
+    api::{
+        GpuWorkload, NetworkVolume, RunPodAccountSpec,
+        validate::{Manifest, parse_manifests},
+    },
+    engine::prices::PriceCatalogue,
+    reconcile::{Report, Workspace, apply_pass, executor::Outcome, inventory::Inventory},
+    runpod::{Client, ClientConfig},
+    sim::{self, SimConfig, SimHandle},
+    tls,
+};
+use rust_decimal::Decimal;
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+struct Operator {
+    sim: SimHandle,
+    inventory: Inventory,
+    prices: PriceCatalogue,
+    admin: reqwest::Client,
+}
+
+fn client_for(sim: &SimHandle) -> Client {
+    Client::new(ClientConfig {
+        api_url: sim.api_url.clone(),
+        graphql_url: sim.graphql_url.clone(),
+        serverless_url: sim.serverless_url.clone(),
+        requests_per_minute: 100_000,
+        min_retry_delay: Duration::from_millis(5),
+        max_retry_delay: Duration::from_millis(20),
+        ..ClientConfig::new(SecretString::from(sim.api_key.clone()))
+    })
+    .unwrap()
+}
+
+impl Operator {
+    async fn start(config: SimConfig) -> Self {
+        let sim = sim::start(config).await.unwrap();
+        // Resync every pass: each pass reads RunPod again, as a resync would.
+        let inventory = Inventory::new(client_for(&sim), Duration::ZERO);
+        Self {
+            inventory,
+            prices: PriceCatalogue::builtin(),
+            admin: tls::http_client_builder().build().unwrap(),
+            sim,
+        }
+    }
+
+    /// A new process: an empty inventory, nothing remembered.
+    fn restart(&mut self) {
+        self.inventory = Inventory::new(client_for(&self.sim), Duration::ZERO);
+    }
+
+    async fn admin(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let reply = self
+            .admin
+            .request(method, format!("{}{path}", self.sim.api_url))
+            .bearer_auth(&self.sim.api_key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        serde_json::from_str(&reply.text().await.unwrap()).unwrap_or(Value::Null)
+    }
+
+    async fn pass(&self, ws: &Workspace) -> Report {
+        let now = Timestamp::from_second(1_767_225_600).unwrap();
+        apply_pass(ws, &self.inventory, &self.prices, now)
+            .await
+            .unwrap()
+    }
+
+    /// Passes until nothing is written (pods boot in between); returns the passes it took.
+    async fn converge(&self, ws: &Workspace) -> usize {
+        for pass in 1..=12 {
+            let report = self.pass(ws).await;
+            for item in &report.items {
+                if let Some(Outcome::Failed(e)) = &item.outcome {
+                    panic!("{}: {e}", item.key);
+                }
+            }
+            if report.writes == 0 {
+                return pass;
+            }
+            self.sim.sim.advance(30);
+        }
+        panic!("no convergence in 12 passes");
+    }
+
+    fn calls(&self, method: &str, prefix: &str) -> usize {
+        self.sim
+            .sim
+            .requests()
+            .iter()
+            .filter(|r| r.method == method && r.path.starts_with(prefix))
+            .count()
+    }
+
+    async fn state(&self) -> Value {
+        self.admin(reqwest::Method::GET, "/_sim/state", Value::Null)
+            .await
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let violations = self.sim.sim.violations();
+            assert!(
+                violations.is_empty(),
+                "answers that break the spec: {violations:#?}"
+            );
+        }
+    }
+}
+
+/// The examples run 33 serverless workers at most, which RunPod allows from a $500 balance.
+fn funded() -> SimConfig {
+    SimConfig {
+        balance: Decimal::from(1000),
+        ..SimConfig::default()
+    }
+}
+
+fn examples() -> Workspace {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut ws = Workspace {
+        account: serde_json::from_value(
+            json!({"apiKeySecretRef": {"namespace": "x", "name": "y"}}),
+        )
+        .unwrap(),
+        workloads: vec![],
+        volumes: vec![],
+        secrets: BTreeMap::new(),
+    };
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        for manifest in parse_manifests(&text, &path.display().to_string()).unwrap() {
+            match manifest {
+                Manifest::GpuWorkload(w) => ws.workloads.push(*w),
+                Manifest::NetworkVolume(v) => ws.volumes.push(*v),
+                Manifest::RunPodAccount(a) => ws.account = a.spec,
+                Manifest::Other(_) => {}
+            }
+        }
+    }
+    ws.workloads.sort_by_key(|w| w.metadata.name.clone());
+    let secret = |ns: &str, name: &str, key: &str| {
+        (
+            ns.to_string(),
+            BTreeMap::from([(
+                name.to_string(),
+                BTreeMap::from([(key.to_string(), "s3cr3t".to_string())]),
+            )]),
+        )
+    };
+    ws.secrets.extend([
+        secret("research", "wandb", "apiKey"),
+        secret("inference", "huggingface", "token"),
+    ]);
+    ws
+}
+
+fn workload<'a>(ws: &'a mut Workspace, name: &str) -> &'a mut GpuWorkload {
+    ws.workloads
+        .iter_mut()
+        .find(|w| w.metadata.name.as_deref() == Some(name))
+        .unwrap()
+}
+
+fn items_ready(report: &Report) -> bool {
+    report.items.iter().all(|i| i.ready())
+}
+
+// ---- convergence ----------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn the_examples_converge_and_are_ready() {
+    let op = Operator::start(funded()).await;
+    let ws = examples();
+    let passes = op.converge(&ws).await;
+    assert!(passes <= 4, "{passes} passes");
+    let report = op.pass(&ws).await;
+    assert_eq!(report.writes, 0);
+    for item in &report.items {
+        assert!(
+            item.ready(),
+            "{} is not ready: {:?}",
+            item.key,
+            item.reason()
+        );
+    }
+    let state = op.state().await;
+    assert_eq!(state["pods"].as_array().unwrap().len(), 1);
+    assert_eq!(state["endpoints"].as_array().unwrap().len(), 2);
+    assert_eq!(state["networkVolumes"].as_array().unwrap().len(), 1);
+    // The LLM endpoint found its volume by name and attached it.
+    let volume_id = state["networkVolumes"][0]["id"].clone();
+    assert!(
+        state["endpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["networkVolumes"][0] == volume_id)
+    );
+}
+
+// ---- each change, the right call ---------------------------------------------------------------------
+
+#[tokio::test]
+async fn an_image_change_is_one_patch_and_nothing_else() {
+    let op = Operator::start(funded()).await;
+    let mut ws = examples();
+    op.converge(&ws).await;
+    let (posts, patches) = (op.calls("POST", "/v2/pods"), op.calls("PATCH", "/v2/pods/"));
+    workload(&mut ws, "llama-finetune").spec.image = "ghcr.io/acme/trainer:2.4.0".into();
+    op.converge(&ws).await;
+    assert_eq!(op.calls("PATCH", "/v2/pods/") - patches, 1);
+    assert_eq!(op.calls("POST", "/v2/pods"), posts, "no new pod");
+    assert_eq!(
+        op.state().await["pods"][0]["image"],
+        "ghcr.io/acme/trainer:2.4.0"
+    );
+}
+
+#[tokio::test]
+async fn a_gpu_count_change_replaces_the_pod_once_approved_by_policy() {
+    let op = Operator::start(funded()).await;
+    let mut ws = examples();
+    op.converge(&ws).await;
+    let old = op.state().await["pods"][0]["id"].clone();
+    let trainer = workload(&mut ws, "llama-finetune");
+    trainer.spec.gpu.count = 1;
+    // Without approval the pod volume is safe: nothing is written, the status says why.
+    let report = op.pass(&ws).await;
+    assert_eq!(report.writes, 0);
+    let item = report
+        .items
+        .iter()
+        .find(|i| i.key == "research/llama-finetune")
+        .unwrap();
+    assert_eq!(item.reason().unwrap().reason, "ReplaceNeedsApproval");
+    // With the policy, a new pod comes up and the old one goes.
+    workload(&mut ws, "llama-finetune").spec.replace_policy =
+        runpod_operator::api::ReplacePolicy::Allow;
+    op.converge(&ws).await;
+    let pods = op.state().await["pods"].clone();
+    assert_eq!(pods.as_array().unwrap().len(), 1);
+    assert_ne!(pods[0]["id"], old);
+    assert_eq!(pods[0]["gpu"]["count"], 1);
+    assert_eq!(op.calls("DELETE", "/v2/pods/"), 1);
+}
+
+#[tokio::test]
+async fn endpoint_and_volume_changes_are_patches() {
+    let op = Operator::start(funded()).await;
+    let mut ws = examples();
+    op.converge(&ws).await;
+    workload(&mut ws, "image-matting")
+        .spec
+        .serverless
+        .as_mut()
+        .unwrap()
+        .max_workers = 10;
+    ws.volumes[0].spec.size_gb = 150;
+    op.converge(&ws).await;
+    assert_eq!(op.calls("PATCH", "/v2/serverless/"), 1);
+    assert_eq!(op.calls("PATCH", "/v2/network-volumes/"), 1);
+    let state = op.state().await;
+    assert_eq!(state["networkVolumes"][0]["size"], 150);
+    assert!(
+        state["endpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["workers"]["max"] == 10)
+    );
+}
+
+#[tokio::test]
+async fn stopping_and_starting_a_pod_follows_spec_state() {
+    let op = Operator::start(funded()).await;
+    let mut ws = examples();
+    op.converge(&ws).await;
+    workload(&mut ws, "llama-finetune").spec.state =
+        Some(runpod_operator::api::DesiredState::Stopped);
+    op.converge(&ws).await;
+    assert_eq!(op.state().await["pods"][0]["status"], "EXITED");
+    workload(&mut ws, "llama-finetune").spec.state = None;
+    op.converge(&ws).await;
+    assert_eq!(op.state().await["pods"][0]["status"], "RUNNING");
+}
+
+// ---- crash safety ----------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_crash_between_create_and_recording_the_id_leaves_one_pod() {
+    let mut op = Operator::start(funded()).await;
+    let ws = examples();
+    let report = op.pass(&ws).await;
+    assert!(report.writes > 0);
+    // The process dies here: nothing of the first pass is remembered.
+    op.restart();
+    op.converge(&ws).await;
+    assert_eq!(
+        op.calls("POST", "/v2/pods"),
+        1,
+        "the second process found the pod by its marker"
+    );
+    assert_eq!(op.state().await["pods"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_500_after_create_is_resolved_by_looking_not_by_creating_again() {
+    let op = Operator::start(funded()).await;
+    let ws = examples();
+    op.admin(
+        reqwest::Method::PUT,
+        "/_sim/faults",
+        json!({"rules": [{"method": "POST", "path": "/v2/pods", "kind": "afterCreate", "count": 1}]}),
+    )
+    .await;
+    let report = op.pass(&ws).await;
+    let trainer = report
+        .items
+        .iter()
+        .find(|i| i.key == "research/llama-finetune")
+        .unwrap();
+    assert!(
+        matches!(trainer.outcome, Some(Outcome::Unknown(_))),
+        "{:?}",
+        trainer.outcome
+    );
+    op.converge(&ws).await;
+    assert_eq!(op.calls("POST", "/v2/pods"), 1);
+    assert_eq!(op.state().await["pods"].as_array().unwrap().len(), 1);
+}
+
+// ---- drift -------------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn an_endpoint_edited_in_the_console_is_reported_and_corrected() {
+    let op = Operator::start(funded()).await;
+    let ws = examples();
+    op.converge(&ws).await;
+    let state = op.state().await;
+    let matting = state["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"].as_str().unwrap().contains("image-matting"))
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    op.admin(
+        reqwest::Method::PATCH,
+        &format!("/_sim/console/v2/serverless/{matting}"),
+        json!({"workers": {"max": 2}, "env": {"MODEL_VARIANT": "lite"}}),
+    )
+    .await;
+    let report = op.pass(&ws).await;
+    let item = report
+        .items
+        .iter()
+        .find(|i| i.key == "vision/image-matting")
+        .unwrap();
+    let fields: Vec<_> = item.drift.iter().map(|d| d.field.as_str()).collect();
+    assert!(fields.contains(&"spec.serverless.maxWorkers"), "{fields:?}");
+    assert!(fields.contains(&"spec.env[MODEL_VARIANT]"), "{fields:?}");
+    assert!(
+        !format!("{:?}", item.drift).contains("BiRefNet"),
+        "env values stay out of the drift report"
+    );
+    assert!(matches!(item.outcome, Some(Outcome::Done(_))));
+    let report = op.pass(&ws).await;
+    assert_eq!(report.writes, 0);
+    assert!(items_ready(&report));
+}
+
+// ---- money ---------------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn nothing_is_written_when_a_money_rule_refuses() {
+    let op = Operator::start(funded()).await;
+    let mut ws = examples();
+    ws.account.spending_cap_usd_per_hour = "50".parse().unwrap();
+    let report = op.pass(&ws).await;
+    let matting = report
+        .items
+        .iter()
+        .find(|i| i.key == "vision/image-matting")
+        .unwrap();
+    assert!(matting.actions.is_empty());
+    assert!(
+        matting
+            .reason()
+            .unwrap()
+            .message
+            .contains("exceeds the account cap 50.00 USD/h")
+    );
+    assert_eq!(
+        op.calls("POST", "/v2/serverless"),
+        0,
+        "refused before RunPod was asked"
+    );
+}
+
+// ---- steady state ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_workloads_in_sync_cost_three_list_calls_and_no_writes() {
+    let op = Operator::start(SimConfig {
+        balance: Decimal::from(10_000_000),
+        requests_per_minute: 1_000_000,
+        check_responses: false,
+        ..SimConfig::default()
+    })
+    .await;
+    op.admin(
+        reqwest::Method::POST,
+        "/_sim/account",
+        json!({"spendLimit": "1000000"}),
+    )
+    .await;
+    let account: RunPodAccountSpec = serde_json::from_value(json!({
+        "apiKeySecretRef": {"namespace": "x", "name": "y"}, "spendingCapUsdPerHour": "1000000"
+    }))
+    .unwrap();
+    let workloads = (0..1000)
+        .map(|i| {
+            serde_json::from_value(json!({
+                "apiVersion": "runpod-operator.dev/v1alpha1", "kind": "GpuWorkload",
+                "metadata": {"name": format!("w{i:04}"), "namespace": "fleet", "uid": format!("uid-{i:04}")},
+                "spec": {"type": "Pod", "image": "img:1", "gpu": {"types": ["NVIDIA RTX A5000"]},
+                         "containerDiskGb": 10, "spendingCap": {"usdPerHour": "1"}}
+            }))
+            .unwrap()
+        })
+        .collect();
+    let ws = Workspace {
+        account,
+        workloads,
+        volumes: Vec::<NetworkVolume>::new(),
+        secrets: BTreeMap::new(),
+    };
+    op.converge(&ws).await;
+    assert_eq!(op.calls("POST", "/v2/pods"), 1000);
+
+    op.admin(reqwest::Method::DELETE, "/_sim/requests", Value::Null)
+        .await;
+    let report = op.pass(&ws).await;
+    assert_eq!(report.writes, 0);
+    assert!(items_ready(&report));
+    let log = op.sim.sim.requests();
+    let lists: Vec<_> = log
+        .iter()
+        .filter(|r| r.method == "GET")
+        .map(|r| r.path.as_str())
+        .collect();
+    assert_eq!(lists, ["/v2/pods", "/v2/serverless", "/v2/network-volumes"]);
+    let writes = log
+        .iter()
+        .filter(|r| r.method != "GET" && r.path != "/graphql" && !r.path.starts_with("/_sim/"))
+        .count();
+    assert_eq!(writes, 0);
+}
