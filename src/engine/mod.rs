@@ -10,6 +10,7 @@
 //! - [`plan`]: desired vs observed, policies and money -> ordered actions, drift, conditions.
 //! - [`conditions`]: merging conditions so transition times move only on flips.
 //! - [`model`]: what an action does to the observed state, for previews and property tests.
+//! - [`status`]: the status a pass writes (conditions merged, `stoppedSince` tracked).
 
 pub mod conditions;
 pub mod cost;
@@ -18,3 +19,4 @@ pub mod identity;
 pub mod model;
 pub mod plan;
 pub mod prices;
+pub mod status;
