@@ -164,3 +164,325 @@ fn sim_prints_its_environment_and_answers_http() {
         "{reply}"
     );
 }
+
+// ---- plan / apply / audit end to end, against a spawned simulator --------------------------------
+
+/// A `runpod-operator sim` child process; killed on drop.
+struct SimProcess {
+    child: std::process::Child,
+    env: std::collections::HashMap<String, String>,
+}
+
+impl SimProcess {
+    fn start() -> Self {
+        use std::io::{BufRead, BufReader};
+        let mut child = Command::new(env!("CARGO_BIN_EXE_runpod-operator"))
+            .args([
+                "sim",
+                "--listen",
+                "127.0.0.1:0",
+                "--serverless-listen",
+                "127.0.0.1:0",
+            ])
+            // The examples run 33 serverless workers, which RunPod allows from $500; pods boot
+            // in 15 virtual seconds, a fraction of a real one at 100x.
+            .args(["--balance", "1000", "--speed", "100"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut env = std::collections::HashMap::new();
+        for _ in 0..4 {
+            let line = lines.next().unwrap().unwrap();
+            let (name, value) = line.trim_start_matches("export ").split_once('=').unwrap();
+            env.insert(name.to_string(), value.to_string());
+        }
+        Self { child, env }
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_runpod-operator"))
+            .args(args)
+            .envs(&self.env)
+            // The simulator allows 600 a minute; the examples' account budgets 60.
+            .env("RUNPOD_REQUESTS_PER_MINUTE", "600")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    fn admin(&self, method: &str, path: &str, body: &str) -> String {
+        use std::io::{Read, Write};
+        let api = self.env["RUNPOD_API_URL"]
+            .trim_start_matches("http://")
+            .to_string();
+        let mut stream = std::net::TcpStream::connect(&api).unwrap();
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: {api}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.env["RUNPOD_API_KEY"],
+            body.len()
+        )
+        .unwrap();
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).unwrap();
+        reply
+            .split("\r\n\r\n")
+            .nth(1)
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
+impl Drop for SimProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The examples plus the two Secrets they read, in a fresh folder.
+fn manifests(extra: &[(&str, &str)]) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "runpod-operator-e2e-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    for entry in std::fs::read_dir(examples).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(
+        dir.join("secrets.yaml"),
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: wandb, namespace: research}\nstringData: {apiKey: k}\n---\n\
+         apiVersion: v1\nkind: Secret\nmetadata: {name: huggingface, namespace: inference}\ndata: {token: aGZfdG9rZW4=}\n",
+    )
+    .unwrap();
+    for (name, text) in extra {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    dir
+}
+
+fn code(output: &Output) -> i32 {
+    output.status.code().unwrap_or(-1)
+}
+
+#[test]
+fn plan_apply_audit_round_trip_with_terraform_exit_codes() {
+    let sim = SimProcess::start();
+    let dir = manifests(&[]);
+    let dir = dir.to_str().unwrap();
+
+    let plan = sim.run(&["plan", "-f", dir]);
+    assert_eq!(
+        code(&plan),
+        2,
+        "changes pending: {}",
+        String::from_utf8_lossy(&plan.stdout)
+    );
+    let text = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        text.contains("create endpoint rpo-vision-image-matting-"),
+        "{text}"
+    );
+    // The LLM endpoint waits for the volume this apply creates first.
+    assert!(
+        text.contains("Plan: 3 object(s) to change, 0 refused."),
+        "{text}"
+    );
+    assert!(
+        text.contains("waiting for NetworkVolume \"model-weights\""),
+        "{text}"
+    );
+
+    let apply = sim.run(&["apply", "-f", dir, "--yes", "--interval", "1"]);
+    assert_eq!(
+        code(&apply),
+        0,
+        "{}\n{}",
+        String::from_utf8_lossy(&apply.stdout),
+        String::from_utf8_lossy(&apply.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&apply.stdout).contains("False"));
+
+    assert_eq!(
+        code(&sim.run(&["plan", "-f", dir])),
+        0,
+        "nothing left to do"
+    );
+    let audit = sim.run(&["audit", "-f", dir, "--exit-code"]);
+    assert_eq!(
+        code(&audit),
+        0,
+        "{}",
+        String::from_utf8_lossy(&audit.stdout)
+    );
+    assert!(String::from_utf8_lossy(&audit.stdout).contains("No drift"));
+
+    // Someone scales the endpoint down in the console.
+    let state: serde_json::Value =
+        serde_json::from_str(&sim.admin("GET", "/_sim/state", "")).unwrap();
+    let matting = state["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"].as_str().unwrap().contains("image-matting"))
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    sim.admin(
+        "PATCH",
+        &format!("/_sim/console/v2/serverless/{matting}"),
+        r#"{"workers":{"max":2}}"#,
+    );
+    let audit = sim.run(&["audit", "-f", dir, "--exit-code", "-o", "json"]);
+    assert_eq!(code(&audit), 2, "drift found");
+    let report: serde_json::Value = serde_json::from_slice(&audit.stdout).unwrap();
+    assert_eq!(
+        report["drift"][0]["drift"][0]["field"],
+        "spec.serverless.maxWorkers"
+    );
+    assert_eq!(report["drift"][0]["drift"][0]["observed"], "2");
+
+    assert_eq!(
+        code(&sim.run(&["apply", "-f", dir, "--yes", "--interval", "1"])),
+        0
+    );
+    assert_eq!(
+        code(&sim.run(&["audit", "-f", dir, "--exit-code"])),
+        0,
+        "corrected"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn an_undeclared_pod_shows_in_audit_with_its_cost() {
+    let sim = SimProcess::start();
+    sim.admin(
+        "POST",
+        "/v2/pods",
+        r#"{"name":"forgotten","image":"i","gpu":{"id":"NVIDIA A100-SXM4-80GB","count":1}}"#,
+    );
+    let dir = manifests(&[]);
+    let audit = sim.run(&["audit", "-f", dir.to_str().unwrap(), "--exit-code"]);
+    assert_eq!(code(&audit), 2);
+    let text = String::from_utf8_lossy(&audit.stdout);
+    assert!(
+        text.contains("RunPod objects nobody declared (1.90 USD/h)"),
+        "{text}"
+    );
+    assert!(text.contains("forgotten"), "{text}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_manifest_with_a_bad_field_is_rejected_with_its_path() {
+    let sim = SimProcess::start();
+    let bad = "apiVersion: runpod-operator.dev/v1alpha1\nkind: GpuWorkload\nmetadata: {name: broken, namespace: ml}\n\
+               spec:\n  type: Serverless\n  image: i\n  gpu: {types: [\"NVIDIA L4\"]}\n  serverless: {maxWorkers: 1, activeWorkers: 2, workerClass: Active}\n  spendingCap: {usdPerHour: \"1\"}\n";
+    let dir = manifests(&[("broken.yaml", bad)]);
+    let plan = sim.run(&["plan", "-f", dir.to_str().unwrap()]);
+    assert_eq!(code(&plan), 1);
+    let err = String::from_utf8_lossy(&plan.stderr);
+    assert!(
+        err.contains("broken.yaml: GpuWorkload \"broken\" is invalid"),
+        "{err}"
+    );
+    assert!(err.contains("spec.serverless: spec.serverless.maxWorkers must be at least spec.serverless.activeWorkers"), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn nothing_is_written_when_a_money_rule_refuses_the_plan() {
+    let sim = SimProcess::start();
+    let greedy = "apiVersion: runpod-operator.dev/v1alpha1\nkind: GpuWorkload\nmetadata: {name: greedy, namespace: ml}\n\
+                  spec:\n  type: Pod\n  image: i\n  gpu: {types: [\"NVIDIA B200\"], count: 8}\n  spendingCap: {usdPerHour: \"10\"}\n";
+    let dir = std::env::temp_dir().join(format!("runpod-operator-greedy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("greedy.yaml"), greedy).unwrap();
+    let dir = dir.to_str().unwrap();
+    let plan = sim.run(&["plan", "-f", dir]);
+    assert_eq!(code(&plan), 1);
+    assert!(
+        String::from_utf8_lossy(&plan.stdout)
+            .contains("worst case 63.93 USD/h exceeds the workload cap 10.00 USD/h")
+    );
+    let apply = sim.run(&["apply", "-f", dir, "--yes", "--timeout", "5"]);
+    assert_eq!(code(&apply), 1);
+    let log: serde_json::Value =
+        serde_json::from_str(&sim.admin("GET", "/_sim/requests", "")).unwrap();
+    let writes: Vec<_> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| {
+            r["method"] != "GET"
+                && r["path"] != "/graphql"
+                && !r["path"].as_str().unwrap().starts_with("/_sim")
+        })
+        .collect();
+    assert!(writes.is_empty(), "{writes:?}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn plan_without_a_key_says_how_to_get_one() {
+    let output = Command::new(env!("CARGO_BIN_EXE_runpod-operator"))
+        .args([
+            "plan",
+            "-f",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/examples"),
+        ])
+        .env_remove("RUNPOD_API_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(code(&output), 1);
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains("export RUNPOD_API_KEY (or try the built-in simulator with --sim)")
+    );
+}
+
+#[test]
+fn cost_prices_the_examples_with_break_even_advice() {
+    let out = stdout(&run(&[
+        "cost",
+        "-f",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/examples"),
+    ]));
+    assert!(out.contains("vision/image-matting"), "{out}");
+    assert!(out.contains("82.16"), "{out}");
+    assert!(
+        out.contains("a Pod wins above 16.6 busy h/day; active workers above 18.9 busy h/day"),
+        "{out}"
+    );
+    assert!(
+        out.contains("flex workers are cheaper below 16.6 busy h/day"),
+        "{out}"
+    );
+}
+
+#[test]
+fn demo_walks_through_the_product() {
+    let out = stdout(&run(&["demo"]));
+    for expected in [
+        "runpod-operator apply -f examples/",
+        "t=24 s  queued  0  running jobs 30",
+        "The burst cost 0.6390 USD",
+        "Spent so far:",
+        "spec.serverless.maxWorkers",
+        "No drift: RunPod matches every declared object.",
+        "Demo finished in",
+    ] {
+        assert!(out.contains(expected), "{expected:?} missing from:\n{out}");
+    }
+}

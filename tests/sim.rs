@@ -1317,3 +1317,41 @@ async fn a_finished_job_can_be_read_for_30_minutes() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn flashboot_revives_a_worker_fast_only_after_one_has_run() {
+    let h = Harness::start().await;
+    h.admin(
+        "serverless",
+        json!({"coldStartSeconds": 20, "flashbootColdStartSeconds": 2, "jobSeconds": 1}),
+    )
+    .await;
+    let endpoint = id(&h
+        .create_endpoint(
+            json!({"flashboot": "FLASHBOOT", "workers": {"max": 1, "idleTimeout": 1},
+                                "scaling": {"type": "QUEUE_DELAY", "queueDelay": 0.5}}),
+        )
+        .await
+        .body);
+    run_job(&h, &endpoint, json!({})).await;
+    h.advance(2).await;
+    assert_eq!(
+        health(&h, &endpoint).await["workers"]["initializing"],
+        1,
+        "the first start is a full cold start"
+    );
+    h.advance(30).await;
+    assert_eq!(health(&h, &endpoint).await["jobs"]["completed"], 1);
+    assert_eq!(
+        health(&h, &endpoint).await["workers"]["idle"],
+        0,
+        "scaled back to zero"
+    );
+    run_job(&h, &endpoint, json!({})).await;
+    h.advance(3).await;
+    assert_eq!(
+        health(&h, &endpoint).await["workers"]["running"],
+        1,
+        "revived from retained state in 2 s"
+    );
+}

@@ -2,15 +2,23 @@
 //! shell over the library: it gathers input, calls the engine, and prints.
 
 mod breakeven;
+mod connect;
+mod cost;
 mod crd;
+mod demo;
+mod ops;
 mod sim;
+mod workspace;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
 pub use breakeven::BreakevenArgs;
+pub use connect::RunPodArgs;
+pub use cost::CostArgs;
 pub use crd::CrdArgs;
+pub use ops::{ApplyArgs, AuditArgs, ManifestArgs, PlanArgs};
 pub use sim::SimArgs;
 
 /// runpod-operator: RunPod GPU workloads as Kubernetes objects.
@@ -34,6 +42,16 @@ pub struct Cli {
 /// The sub-commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Walk through the product in one command against the built-in simulator.
+    Demo,
+    /// Show what would change on RunPod for these manifests (exit 0: nothing, 2: changes, 1: error).
+    Plan(PlanArgs),
+    /// Make RunPod match these manifests and wait until every object is Ready.
+    Apply(ApplyArgs),
+    /// Report field-level drift and the RunPod objects nobody declared.
+    Audit(AuditArgs),
+    /// Expected and worst-case cost of the manifests, with break-even advice.
+    Cost(CostArgs),
     /// Print the CustomResourceDefinitions as YAML, or write one file each with --out-dir.
     Crd(CrdArgs),
     /// Compare a GPU run as a Pod, as flex and as active Serverless workers: cost per day,
@@ -76,11 +94,22 @@ pub enum CliError {
     /// Rendering output failed.
     #[error("failed to render output: {0}")]
     Render(String),
+    /// Manifests are broken; every problem is listed.
+    #[error("invalid manifests:\n{}", .0.join("\n"))]
+    Manifests(Vec<String>),
+    /// RunPod (or the simulator) failed.
+    #[error(transparent)]
+    RunPod(crate::runpod::Error),
 }
 
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
+        Command::Demo => demo::run(),
+        Command::Plan(args) => ops::run_plan(&args),
+        Command::Apply(args) => ops::run_apply(&args),
+        Command::Audit(args) => ops::run_audit(&args),
+        Command::Cost(args) => cost::run(&args),
         Command::Crd(args) => crd::run(&args),
         Command::Breakeven(args) => breakeven::run(&args),
         Command::Sim(args) => sim::run(&args),

@@ -369,3 +369,102 @@ pub async fn apply_pass(
     }
     Ok(Report { items, writes })
 }
+
+/// A RunPod object that no declared object owns.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Orphan {
+    /// `Pod`, `Endpoint` or `NetworkVolume`.
+    pub kind: &'static str,
+    /// RunPod id.
+    pub id: String,
+    /// RunPod name.
+    pub name: String,
+    /// What it costs per hour (an endpoint: its always-on workers).
+    #[serde(with = "rust_decimal::serde::str")]
+    pub cost_per_hour: Decimal,
+}
+
+/// The account's objects that nothing in the workspace owns (by marker, name or recorded
+/// id), with what they cost. Pure.
+pub fn orphans(ws: &Workspace, snapshot: &Snapshot, prices: &PriceCatalogue) -> Vec<Orphan> {
+    use crate::engine::identity::OWNER_ENV;
+    let mut uids = std::collections::BTreeSet::new();
+    let mut names = std::collections::BTreeSet::new();
+    let mut ids = std::collections::BTreeSet::new();
+    for w in &ws.workloads {
+        let owner = owner_of(w.namespace(), &w.name_any(), w.uid());
+        names.insert(owner.runpod_name());
+        uids.insert(owner.uid);
+        ids.extend(w.status.as_ref().and_then(|s| s.runpod_id.clone()));
+        ids.extend(w.annotations().get(ADOPT_ANNOTATION).cloned());
+    }
+    for v in &ws.volumes {
+        let owner = owner_of(v.namespace(), &v.name_any(), v.uid());
+        names.insert(owner.runpod_name());
+        ids.extend(v.status.as_ref().and_then(|s| s.runpod_id.clone()));
+        ids.extend(v.annotations().get(ADOPT_ANNOTATION).cloned());
+    }
+    let owned = |id: &str, name: &str, marker: Option<&String>| {
+        ids.contains(id) || names.contains(name) || marker.is_some_and(|m| uids.contains(m))
+    };
+    let mut out = Vec::new();
+    for pod in &snapshot.pods {
+        if !owned(&pod.id, &pod.name, pod.env.get(OWNER_ENV)) {
+            let storage = pod.mounts.persistent.as_ref().map_or(Decimal::ZERO, |p| {
+                let rate = if pod.status == "EXITED" {
+                    prices.storage.pod_volume_stopped
+                } else {
+                    Decimal::ZERO
+                };
+                Decimal::from(p.size) * rate / Decimal::from(HOURS_PER_MONTH)
+            });
+            out.push(Orphan {
+                kind: "Pod",
+                id: pod.id.clone(),
+                name: pod.name.clone(),
+                cost_per_hour: Decimal::from_f64(pod.cost).unwrap_or_default() + storage,
+            });
+        }
+    }
+    for endpoint in &snapshot.endpoints {
+        if !owned(&endpoint.id, &endpoint.name, endpoint.env.get(OWNER_ENV)) {
+            let active = endpoint.workers.min.unwrap_or(0);
+            let gpus = endpoint.gpu.as_ref().map_or(1, |g| g.count);
+            let rate = endpoint
+                .gpu
+                .as_ref()
+                .and_then(|g| g.pools.first())
+                .and_then(|pool| {
+                    prices
+                        .gpu_types()
+                        .find(|t| t.pool.as_deref() == Some(pool.as_str()))
+                        .and_then(|t| prices.pool_of(&t.gpu_type).ok())
+                })
+                .map_or(Decimal::ZERO, |p| {
+                    p.active_per_second.unwrap_or(p.flex_per_second)
+                });
+            out.push(Orphan {
+                kind: "Endpoint",
+                id: endpoint.id.clone(),
+                name: endpoint.name.clone(),
+                cost_per_hour: Decimal::from(active)
+                    * Decimal::from(gpus)
+                    * rate
+                    * Decimal::from(3600),
+            });
+        }
+    }
+    for volume in &snapshot.volumes {
+        if !owned(&volume.id, &volume.name, None) {
+            out.push(Orphan {
+                kind: "NetworkVolume",
+                id: volume.id.clone(),
+                name: volume.name.clone(),
+                cost_per_hour: network_volume_per_month(volume.size, &prices.storage)
+                    / Decimal::from(HOURS_PER_MONTH),
+            });
+        }
+    }
+    out
+}

@@ -569,13 +569,22 @@ impl Client {
         if let Some(v) = &query.bucket_size {
             params.push(("bucketSize", v.clone()));
         }
-        let (path, route) = match kind {
-            BillingKind::Pods => ("/v2/billing/pods", "/v2/billing/pods"),
-            BillingKind::Serverless => ("/v2/billing/serverless", "/v2/billing/serverless"),
-            BillingKind::NetworkVolumes => {
-                ("/v2/billing/network-volumes", "/v2/billing/network-volumes")
-            }
+        let (path, route, id_param) = match kind {
+            BillingKind::Pods => ("/v2/billing/pods", "/v2/billing/pods", "podId"),
+            BillingKind::Serverless => (
+                "/v2/billing/serverless",
+                "/v2/billing/serverless",
+                "serverlessId",
+            ),
+            BillingKind::NetworkVolumes => (
+                "/v2/billing/network-volumes",
+                "/v2/billing/network-volumes",
+                "networkVolumeId",
+            ),
         };
+        if let Some(id) = &query.id {
+            params.push((id_param, id.clone()));
+        }
         self.call(self.get(path.into(), route, &params)).await
     }
 

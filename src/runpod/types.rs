@@ -572,6 +572,8 @@ pub struct BillingQuery {
     pub end_time: Option<String>,
     /// `hour`, `day`, `week`, `month` or `year`.
     pub bucket_size: Option<String>,
+    /// One object only: its pod, endpoint or volume id.
+    pub id: Option<String>,
 }
 
 /// The account, from GraphQL `myself`.

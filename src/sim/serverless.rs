@@ -5,8 +5,9 @@
 //! - `QUEUE_DELAY`: a worker is added for each job that has waited `queueDelay` seconds and
 //!   that no idle or starting worker will take.
 //! - `REQUEST_COUNT`: the endpoint wants `ceil((inQueue + inProgress) / requestCount)` workers.
-//! - A new worker initialises for the cold start (shorter with FlashBoot), is billed from its
-//!   start, and a flex worker stops `idleTimeout` seconds after its last job.
+//! - A new worker initialises for the cold start, is billed from its start, and a flex worker
+//!   stops `idleTimeout` seconds after its last job. With FlashBoot, a worker started after
+//!   one has run before is revived from retained state, which is much faster.
 //! - A worker that finds no free GPU is throttled (not billed) until one frees up.
 //! - A container change is a new release: idle workers of an older version are replaced.
 //!
@@ -160,8 +161,10 @@ pub struct Scaling {
     pub gpus: u32,
     /// Where a worker may be placed: (GPU type, data centre) in preference order.
     pub places: Vec<(String, String)>,
-    /// Cold start, ms.
+    /// Cold start of a worker with nothing retained, ms.
     pub cold_start_ms: Millis,
+    /// With FlashBoot, the start of a revived worker (one started before), ms.
+    pub revival_ms: Option<Millis>,
 }
 
 /// The live state of one endpoint.
@@ -175,12 +178,23 @@ pub struct Runtime {
     pub jobs: BTreeMap<String, Job>,
     /// Jobs completed.
     pub completed: u64,
+    /// A worker has been ready before, so FlashBoot has state to revive from.
+    pub warmed: bool,
     next_worker: u64,
 }
 
 impl Runtime {
     fn count(&self, pick: impl Fn(&Worker) -> bool) -> usize {
         self.workers.iter().filter(|w| pick(w)).count()
+    }
+
+    /// How long a new worker takes to start: a FlashBoot revival once the endpoint has run a
+    /// worker before, otherwise a full cold start.
+    fn start_ms(&self, scaling: &Scaling) -> Millis {
+        match scaling.revival_ms {
+            Some(revival) if self.warmed => revival,
+            _ => scaling.cold_start_ms,
+        }
     }
 
     /// Jobs waiting for a worker.
@@ -256,7 +270,7 @@ impl Runtime {
             .cloned();
         let state = match placed {
             Some(_) => WorkerState::Initializing {
-                ready_at: now + scaling.cold_start_ms,
+                ready_at: now + self.start_ms(scaling),
             },
             None => WorkerState::Throttled,
         };
@@ -304,6 +318,7 @@ impl Runtime {
                 }
                 WorkerState::Initializing { ready_at } if ready_at <= now => {
                     worker.state = WorkerState::Idle { since: ready_at };
+                    self.warmed = true;
                 }
                 _ => {}
             }
@@ -328,6 +343,7 @@ impl Runtime {
             }
         }
         // Throttled workers retry for a GPU.
+        let start = self.start_ms(scaling);
         for worker in self
             .workers
             .iter_mut()
@@ -340,7 +356,7 @@ impl Runtime {
             {
                 worker.placed = Some(place.clone());
                 worker.state = WorkerState::Initializing {
-                    ready_at: now + scaling.cold_start_ms,
+                    ready_at: now + start,
                 };
                 worker.started_at = now;
             }

@@ -634,12 +634,9 @@ impl World {
             version: endpoint.version,
             gpus: endpoint.gpu["count"].as_u64().unwrap_or(1) as u32,
             places,
-            cold_start_ms: if flashboot {
-                self.timing.flashboot_cold_start_ms
-            } else {
-                self.timing.cold_start_ms
-            }
-            .max(1),
+            cold_start_ms: self.timing.cold_start_ms.max(1),
+            // FlashBoot revives a worker from retained state: only once one has run before.
+            revival_ms: flashboot.then_some(self.timing.flashboot_cold_start_ms.max(1)),
         }
     }
 

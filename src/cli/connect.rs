@@ -1,0 +1,115 @@
+//! Where RunPod is: flags and environment (the names `runpod-operator sim` prints), or an
+//! embedded simulator with `--sim`.
+
+use std::time::Duration;
+
+use clap::Args;
+use secrecy::SecretString;
+
+use super::CliError;
+use crate::{
+    api::{DEFAULT_API_URL, DEFAULT_GRAPHQL_URL, DEFAULT_SERVERLESS_URL, RunPodAccountSpec},
+    reconcile::inventory::Inventory,
+    runpod::{Client, ClientConfig},
+    sim::{self, SimConfig, SimHandle},
+};
+
+/// Flags that say where RunPod is.
+#[derive(Clone, Debug, Args)]
+pub struct RunPodArgs {
+    /// The RunPod API key.
+    #[arg(long, env = "RUNPOD_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// RunPod's REST v2 base URL.
+    #[arg(long, env = "RUNPOD_API_URL", default_value = DEFAULT_API_URL)]
+    pub api_url: String,
+    /// RunPod's GraphQL URL.
+    #[arg(long, env = "RUNPOD_GRAPHQL_URL", default_value = DEFAULT_GRAPHQL_URL)]
+    pub graphql_url: String,
+    /// RunPod's serverless host.
+    #[arg(long, env = "RUNPOD_SERVERLESS_URL", default_value = DEFAULT_SERVERLESS_URL)]
+    pub serverless_url: String,
+    /// Use a fresh built-in simulator (with $1000 of credit) instead of RunPod.
+    #[arg(long)]
+    pub sim: bool,
+    /// The most RunPod requests per minute, overriding the RunPodAccount's
+    /// `requestsPerMinute` (default 60), e.g. for an account with a raised quota or a local
+    /// simulator.
+    #[arg(long, env = "RUNPOD_REQUESTS_PER_MINUTE")]
+    pub requests_per_minute: Option<u32>,
+}
+
+/// A connection: the inventory (and the embedded simulator, kept alive while it is used).
+pub struct Connection {
+    /// The account inventory.
+    pub inventory: Inventory,
+    /// The embedded simulator with `--sim`, held so it lives as long as the connection.
+    pub _sim: Option<SimHandle>,
+}
+
+/// A client for one account at these URLs.
+pub fn client(
+    api_url: &str,
+    graphql_url: &str,
+    serverless_url: &str,
+    key: String,
+    account: &RunPodAccountSpec,
+) -> Result<Client, CliError> {
+    Client::new(ClientConfig {
+        api_url: api_url.to_string(),
+        graphql_url: graphql_url.to_string(),
+        serverless_url: serverless_url.to_string(),
+        requests_per_minute: account.requests_per_minute,
+        ..ClientConfig::new(SecretString::from(key))
+    })
+    .map_err(|e| CliError::Usage(e.to_string()))
+}
+
+/// Connects as the flags say.
+pub async fn connect(
+    args: &RunPodArgs,
+    account: &RunPodAccountSpec,
+) -> Result<Connection, CliError> {
+    let mut account = account.clone();
+    if let Some(rpm) = args.requests_per_minute {
+        account.requests_per_minute = rpm.max(1);
+    }
+    let account = &account;
+    if args.sim {
+        let handle = sim::start(SimConfig {
+            balance: rust_decimal::Decimal::from(1000),
+            speed: 1.0,
+            ..SimConfig::default()
+        })
+        .await
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+        let client = client(
+            &handle.api_url,
+            &handle.graphql_url,
+            &handle.serverless_url,
+            handle.api_key.clone(),
+            account,
+        )?;
+        return Ok(Connection {
+            inventory: Inventory::new(client, Duration::ZERO),
+            _sim: Some(handle),
+        });
+    }
+    let key = args.api_key.clone().filter(|k| !k.is_empty()).ok_or_else(|| {
+        CliError::Usage(
+            "no RunPod API key: pass --api-key or export RUNPOD_API_KEY (or try the built-in simulator with --sim)"
+                .to_string(),
+        )
+    })?;
+    let client = client(
+        &args.api_url,
+        &args.graphql_url,
+        &args.serverless_url,
+        key,
+        account,
+    )?;
+    Ok(Connection {
+        inventory: Inventory::new(client, Duration::ZERO),
+        _sim: None,
+    })
+}

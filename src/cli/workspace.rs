@@ -1,0 +1,174 @@
+//! Manifests on disk -> a [`Workspace`]: files or folders of YAML/JSON, every broken object
+//! reported with its file, object and field path. Secrets in the files feed `valueFrom`.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
+
+use base64::Engine;
+use serde_json::Value;
+
+use super::CliError;
+use crate::{
+    api::{
+        RunPodAccountSpec,
+        validate::{Manifest, parse_manifests},
+    },
+    reconcile::Workspace,
+};
+
+/// The examples shipped in the binary, for `demo`.
+pub const EXAMPLES: &[(&str, &str)] = &[
+    (
+        "examples/account.yaml",
+        include_str!("../../examples/account.yaml"),
+    ),
+    (
+        "examples/image-matting-endpoint.yaml",
+        include_str!("../../examples/image-matting-endpoint.yaml"),
+    ),
+    (
+        "examples/training-pod.yaml",
+        include_str!("../../examples/training-pod.yaml"),
+    ),
+    (
+        "examples/weights-volume.yaml",
+        include_str!("../../examples/weights-volume.yaml"),
+    ),
+];
+
+fn files(path: &Path, out: &mut Vec<PathBuf>) -> Result<(), CliError> {
+    let io = |source| CliError::Io {
+        what: path.display().to_string(),
+        source,
+    };
+    if path.is_dir() {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(io)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        entries.sort();
+        for entry in entries {
+            if entry.is_dir() {
+                files(&entry, out)?;
+            } else if entry
+                .extension()
+                .is_some_and(|e| e == "yaml" || e == "yml" || e == "json")
+            {
+                out.push(entry);
+            }
+        }
+    } else if path.exists() {
+        out.push(path.to_path_buf());
+    } else {
+        return Err(CliError::Usage(format!(
+            "{}: no such file or folder",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Reads every manifest under the paths.
+pub fn load(paths: &[PathBuf]) -> Result<Workspace, CliError> {
+    if paths.is_empty() {
+        return Err(CliError::Usage(
+            "no manifests: pass -f with files or folders, e.g. -f examples/".to_string(),
+        ));
+    }
+    let mut all = Vec::new();
+    for path in paths {
+        files(path, &mut all)?;
+    }
+    let mut texts = Vec::new();
+    for file in all {
+        let text = std::fs::read_to_string(&file).map_err(|source| CliError::Io {
+            what: file.display().to_string(),
+            source,
+        })?;
+        texts.push((file.display().to_string(), text));
+    }
+    from_texts(texts.iter().map(|(n, t)| (n.as_str(), t.as_str())))
+}
+
+/// Reads manifests from named texts.
+pub fn from_texts<'a>(
+    texts: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<Workspace, CliError> {
+    let mut ws = Workspace {
+        account: default_account(),
+        workloads: Vec::new(),
+        volumes: Vec::new(),
+        secrets: BTreeMap::new(),
+    };
+    let mut errors = Vec::new();
+    for (name, text) in texts {
+        match parse_manifests(text, name) {
+            Err(found) => errors.extend(found.into_iter().map(|e| e.to_string())),
+            Ok(manifests) => {
+                for manifest in manifests {
+                    match manifest {
+                        Manifest::GpuWorkload(mut w) => {
+                            w.metadata
+                                .namespace
+                                .get_or_insert_with(|| "default".to_string());
+                            ws.workloads.push(*w);
+                        }
+                        Manifest::NetworkVolume(mut v) => {
+                            v.metadata
+                                .namespace
+                                .get_or_insert_with(|| "default".to_string());
+                            ws.volumes.push(*v);
+                        }
+                        Manifest::RunPodAccount(a) => ws.account = a.spec,
+                        Manifest::Other(value) if value["kind"] == "Secret" => {
+                            if let Err(e) = add_secret(&mut ws, &value) {
+                                errors.push(format!(
+                                    "{name}: Secret {:?}: {e}",
+                                    value["metadata"]["name"]
+                                ));
+                            }
+                        }
+                        Manifest::Other(_) => {}
+                    }
+                }
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(ws)
+    } else {
+        Err(CliError::Manifests(errors))
+    }
+}
+
+fn default_account() -> RunPodAccountSpec {
+    serde_json::from_value(serde_json::json!({
+        "apiKeySecretRef": {"namespace": "runpod-operator", "name": "runpod-api-key"}
+    }))
+    .expect("the default account is valid")
+}
+
+fn add_secret(ws: &mut Workspace, value: &Value) -> Result<(), String> {
+    let namespace = value["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or("default")
+        .to_string();
+    let name = value["metadata"]["name"]
+        .as_str()
+        .ok_or("metadata.name is missing")?
+        .to_string();
+    let mut data = BTreeMap::new();
+    for (key, encoded) in value["data"].as_object().into_iter().flatten() {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(encoded.as_str().unwrap_or_default())
+            .map_err(|e| format!("data.{key} is not base64: {e}"))?;
+        data.insert(key.clone(), String::from_utf8_lossy(&bytes).into_owned());
+    }
+    for (key, plain) in value["stringData"].as_object().into_iter().flatten() {
+        data.insert(key.clone(), plain.as_str().unwrap_or_default().to_string());
+    }
+    ws.secrets.entry(namespace).or_default().insert(name, data);
+    Ok(())
+}
