@@ -93,92 +93,124 @@ fn owner_of(meta_namespace: Option<String>, name: &str, uid: Option<String>) -> 
     Owner::of(meta_namespace.as_deref(), name, uid.as_deref())
 }
 
-/// Plans every object of the workspace against a snapshot of the account. Pure.
-pub fn plan_workspace(
-    ws: &Workspace,
-    snapshot: &Snapshot,
-    prices: &PriceCatalogue,
+/// The account-wide figures one object's plan needs: the snapshot, the balance, and the
+/// worst case of everything declared (for the account cap). Pure.
+pub struct AccountView<'a> {
+    ws: &'a Workspace,
+    snapshot: &'a Snapshot,
+    prices: &'a PriceCatalogue,
     now: Timestamp,
-) -> Vec<Item> {
-    let account_cap = ws.account.spending_cap_usd_per_hour.amount();
-    let balance = snapshot
-        .account
-        .as_ref()
-        .and_then(|a| Decimal::from_f64(a.client_balance));
-    let spend = snapshot
-        .account
-        .as_ref()
-        .and_then(|a| Decimal::from_f64(a.current_spend_per_hr));
+    total_worst: Decimal,
+    balance: Option<Decimal>,
+    spend: Option<Decimal>,
+}
 
-    // Worst case of every object, for the account cap.
-    let worst: Vec<Decimal> = ws
-        .workloads
-        .iter()
-        .map(|w| {
-            workload_cost(&w.spec, prices, Usage::default())
-                .map(|c| c.worst_case_per_hour)
-                .unwrap_or_default()
-        })
-        .collect();
-    let volume_hourly: Vec<Decimal> = ws
-        .volumes
-        .iter()
-        .map(|v| {
-            network_volume_per_month(v.spec.size_gb, &prices.storage)
-                / Decimal::from(HOURS_PER_MONTH)
-        })
-        .collect();
-    let total: Decimal = worst.iter().sum::<Decimal>() + volume_hourly.iter().sum::<Decimal>();
-    let money = |own: Decimal, forced_down: Option<String>| Money {
-        account_cap_per_hour: account_cap,
-        others_worst_case_per_hour: total - own,
-        balance,
-        spend_per_hour: spend,
-        minimum_runway_hours: ws.account.credit_policy.minimum_runway_hours,
-        forced_down,
-    };
-    let observed = Observed {
-        pods: &snapshot.pods,
-        endpoints: &snapshot.endpoints,
-    };
+fn item(kind: &'static str, key: String) -> Item {
+    Item {
+        kind,
+        key,
+        actions: Vec::new(),
+        drift: Vec::new(),
+        verdicts: Vec::new(),
+        runpod_id: None,
+        state: None,
+        worst_case_per_hour: None,
+        expected_per_hour: None,
+        delta_per_hour: Decimal::ZERO,
+        hash: String::new(),
+        outcome: None,
+    }
+}
 
-    let mut items = Vec::new();
-    for (volume, hourly) in ws.volumes.iter().zip(&volume_hourly) {
+fn worst_case(w: &GpuWorkload, prices: &PriceCatalogue) -> Decimal {
+    workload_cost(&w.spec, prices, Usage::default())
+        .map(|c| c.worst_case_per_hour)
+        .unwrap_or_default()
+}
+
+fn volume_hourly(v: &NetworkVolume, prices: &PriceCatalogue) -> Decimal {
+    network_volume_per_month(v.spec.size_gb, &prices.storage) / Decimal::from(HOURS_PER_MONTH)
+}
+
+impl<'a> AccountView<'a> {
+    /// The view of one account.
+    pub fn new(
+        ws: &'a Workspace,
+        snapshot: &'a Snapshot,
+        prices: &'a PriceCatalogue,
+        now: Timestamp,
+    ) -> Self {
+        let total_worst = ws
+            .workloads
+            .iter()
+            .map(|w| worst_case(w, prices))
+            .sum::<Decimal>()
+            + ws.volumes
+                .iter()
+                .map(|v| volume_hourly(v, prices))
+                .sum::<Decimal>();
+        let account = snapshot.account.as_ref();
+        Self {
+            ws,
+            snapshot,
+            prices,
+            now,
+            total_worst,
+            balance: account.and_then(|a| Decimal::from_f64(a.client_balance)),
+            spend: account.and_then(|a| Decimal::from_f64(a.current_spend_per_hr)),
+        }
+    }
+
+    fn money(&self, own: Decimal, forced_down: Option<String>) -> Money {
+        Money {
+            account_cap_per_hour: self.ws.account.spending_cap_usd_per_hour.amount(),
+            others_worst_case_per_hour: self.total_worst - own,
+            balance: self.balance,
+            spend_per_hour: self.spend,
+            minimum_runway_hours: self.ws.account.credit_policy.minimum_runway_hours,
+            forced_down,
+        }
+    }
+
+    fn observed(&self) -> Observed<'a> {
+        Observed {
+            pods: &self.snapshot.pods,
+            endpoints: &self.snapshot.endpoints,
+        }
+    }
+
+    /// Plans one NetworkVolume.
+    pub fn plan_volume(&self, volume: &NetworkVolume) -> Item {
         let owner = owner_of(volume.namespace(), &volume.name_any(), volume.uid());
         let known = volume.status.as_ref().and_then(|s| s.runpod_id.clone());
         let adopt = volume.annotations().get(ADOPT_ANNOTATION).cloned();
+        let hourly = volume_hourly(volume, self.prices);
         let p = plan_volume(
             &owner,
             &volume.spec,
-            &snapshot.volumes,
+            &self.snapshot.volumes,
             known.as_deref(),
             adopt.as_deref(),
-            &money(*hourly, None),
-            prices,
+            &self.money(hourly, None),
+            self.prices,
         );
-        items.push(Item {
-            kind: "NetworkVolume",
-            key: owner.key(),
+        Item {
             actions: p.actions,
             drift: p.drift,
             verdicts: p.verdicts,
             runpod_id: p.runpod_id,
-            state: None,
-            worst_case_per_hour: Some(*hourly),
-            expected_per_hour: Some(*hourly),
-            delta_per_hour: Decimal::ZERO,
-            hash: String::new(),
-            outcome: None,
-        });
+            worst_case_per_hour: Some(hourly),
+            expected_per_hour: Some(hourly),
+            ..item("NetworkVolume", owner.key())
+        }
     }
 
-    // Workloads: plan once; if the runway is short and the policy says so, plan the lowest
-    // priorities again, forced down.
-    let plan_one = |workload: &GpuWorkload, own: Decimal, forced: Option<String>| -> Item {
-        let owner = owner_of(workload.namespace(), &workload.name_any(), workload.uid());
-        let namespace = workload.namespace().unwrap_or_default();
-        let refs = References {
-            volumes: ws
+    /// The references of a workload: its namespace's NetworkVolumes (with their RunPod ids)
+    /// and Secrets.
+    fn references(&self, namespace: &str) -> References {
+        References {
+            volumes: self
+                .ws
                 .volumes
                 .iter()
                 .filter(|v| v.namespace().unwrap_or_default() == namespace)
@@ -186,7 +218,8 @@ pub fn plan_workspace(
                     let volume_owner = owner_of(v.namespace(), &v.name_any(), v.uid());
                     let runpod_name = volume_owner.runpod_name();
                     let known = v.status.as_ref().and_then(|s| s.runpod_id.clone());
-                    let id = snapshot
+                    let id = self
+                        .snapshot
                         .volumes
                         .iter()
                         .find(|rv| {
@@ -202,23 +235,21 @@ pub fn plan_workspace(
                     )
                 })
                 .collect(),
-            secrets: ws.secrets.get(&namespace).cloned().unwrap_or_default(),
-        };
-        let base = Item {
-            kind: "GpuWorkload",
-            key: owner.key(),
-            actions: Vec::new(),
-            drift: Vec::new(),
-            verdicts: Vec::new(),
-            runpod_id: None,
-            state: None,
-            worst_case_per_hour: None,
-            expected_per_hour: None,
-            delta_per_hour: Decimal::ZERO,
-            hash: String::new(),
-            outcome: None,
-        };
-        match desired(&owner, &workload.spec, &refs, prices) {
+            secrets: self.ws.secrets.get(namespace).cloned().unwrap_or_default(),
+        }
+    }
+
+    /// Plans one workload; `forced` is the credit policy's reason to stop it, if any.
+    pub fn plan_workload(&self, workload: &GpuWorkload, forced: Option<String>) -> Item {
+        let owner = owner_of(workload.namespace(), &workload.name_any(), workload.uid());
+        let namespace = workload.namespace().unwrap_or_default();
+        let base = item("GpuWorkload", owner.key());
+        match desired(
+            &owner,
+            &workload.spec,
+            &self.references(&namespace),
+            self.prices,
+        ) {
             Err(DesiredError::Invalid(errors)) => {
                 let message = errors
                     .iter()
@@ -228,6 +259,7 @@ pub fn plan_workspace(
                 Item {
                     verdicts: vec![
                         Verdict::no(crate::api::CONDITION_READY, "InvalidSpec", message.clone()),
+                        Verdict::no(crate::api::CONDITION_RECONCILING, "InvalidSpec", ""),
                         Verdict::yes(crate::api::CONDITION_STALLED, "InvalidSpec", message),
                     ],
                     ..base
@@ -241,6 +273,7 @@ pub fn plan_workspace(
                 verdicts: vec![
                     Verdict::no(crate::api::CONDITION_READY, "Waiting", reason.clone()),
                     Verdict::yes(crate::api::CONDITION_RECONCILING, "Waiting", reason),
+                    Verdict::no(crate::api::CONDITION_STALLED, "Waiting", ""),
                 ],
                 ..base
             },
@@ -257,20 +290,20 @@ pub fn plan_workspace(
                     approved_hash: approved.as_deref(),
                     adopt_id: adopt.as_deref(),
                     known_id: known.as_deref(),
-                    prices,
-                    money: money(own, forced),
+                    prices: self.prices,
+                    money: self.money(worst_case(workload, self.prices), forced),
                     stopped_volume_policy: workload
                         .spec
                         .stopped_volume_policy
                         .clone()
-                        .or_else(|| ws.account.default_stopped_volume_policy.clone()),
+                        .or_else(|| self.ws.account.default_stopped_volume_policy.clone()),
                     stopped_since: workload
                         .status
                         .as_ref()
                         .and_then(|s| s.stopped_since.as_ref().map(|t| t.0)),
-                    now,
+                    now: self.now,
                 };
-                let p = plan(&desired, observed, &ctx);
+                let p = plan(&desired, self.observed(), &ctx);
                 Item {
                     actions: p.actions,
                     drift: p.drift,
@@ -285,42 +318,65 @@ pub fn plan_workspace(
                 }
             }
         }
-    };
+    }
+
+    /// The workloads the credit policy stops now (lowest priority first), by key, given each
+    /// one's current cost.
+    pub fn credit_victims(&self, current: &[(String, i32, Decimal)]) -> Vec<String> {
+        match (self.balance, self.spend) {
+            (Some(balance), Some(spend))
+                if self.ws.account.credit_policy.action == CreditAction::StopLowestPriority =>
+            {
+                credit_victims(
+                    balance,
+                    spend,
+                    self.ws.account.credit_policy.minimum_runway_hours,
+                    current,
+                )
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// The credit policy's reason for stopping a workload.
+    pub fn forced_reason(&self, workload: &GpuWorkload) -> String {
+        format!(
+            "credit policy: the balance covers less than {} hours, and this workload has the lowest priority ({})",
+            self.ws.account.credit_policy.minimum_runway_hours, workload.spec.priority
+        )
+    }
+}
+
+/// Plans every object of the workspace against a snapshot of the account. Pure.
+pub fn plan_workspace(
+    ws: &Workspace,
+    snapshot: &Snapshot,
+    prices: &PriceCatalogue,
+    now: Timestamp,
+) -> Vec<Item> {
+    let view = AccountView::new(ws, snapshot, prices, now);
+    let mut items: Vec<Item> = ws.volumes.iter().map(|v| view.plan_volume(v)).collect();
     let mut planned: Vec<Item> = ws
         .workloads
         .iter()
-        .zip(&worst)
-        .map(|(w, own)| plan_one(w, *own, None))
+        .map(|w| view.plan_workload(w, None))
         .collect();
-    if let (Some(balance), Some(spend)) = (balance, spend)
-        && ws.account.credit_policy.action == CreditAction::StopLowestPriority
-    {
-        let candidates: Vec<(String, i32, Decimal)> = ws
-            .workloads
-            .iter()
-            .zip(&planned)
-            .map(|(w, item)| {
-                let current = item
-                    .expected_per_hour
-                    .filter(|_| item.runpod_id.is_some())
-                    .unwrap_or_default();
-                (item.key.clone(), w.spec.priority, current)
-            })
-            .collect();
-        let victims = credit_victims(
-            balance,
-            spend,
-            ws.account.credit_policy.minimum_runway_hours,
-            &candidates,
-        );
-        for (i, workload) in ws.workloads.iter().enumerate() {
-            if victims.contains(&planned[i].key) {
-                let reason = format!(
-                    "credit policy: the balance covers less than {} hours, and this workload has the lowest priority ({})",
-                    ws.account.credit_policy.minimum_runway_hours, workload.spec.priority
-                );
-                planned[i] = plan_one(workload, worst[i], Some(reason));
-            }
+    let current: Vec<(String, i32, Decimal)> = ws
+        .workloads
+        .iter()
+        .zip(&planned)
+        .map(|(w, item)| {
+            let cost = item
+                .expected_per_hour
+                .filter(|_| item.runpod_id.is_some())
+                .unwrap_or_default();
+            (item.key.clone(), w.spec.priority, cost)
+        })
+        .collect();
+    let victims = view.credit_victims(&current);
+    for (workload, slot) in ws.workloads.iter().zip(planned.iter_mut()) {
+        if victims.contains(&slot.key) {
+            *slot = view.plan_workload(workload, Some(view.forced_reason(workload)));
         }
     }
     items.extend(planned);
