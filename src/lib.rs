@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod controller;
 pub mod engine;
 pub mod reconcile;
 pub mod runpod;

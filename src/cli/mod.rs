@@ -7,6 +7,7 @@ mod cost;
 mod crd;
 mod demo;
 mod ops;
+mod run;
 mod sim;
 mod workspace;
 
@@ -19,6 +20,7 @@ pub use connect::RunPodArgs;
 pub use cost::CostArgs;
 pub use crd::CrdArgs;
 pub use ops::{ApplyArgs, AuditArgs, ManifestArgs, PlanArgs};
+pub use run::RunArgs;
 pub use sim::SimArgs;
 
 /// runpod-operator: RunPod GPU workloads as Kubernetes objects.
@@ -34,6 +36,10 @@ pub struct Cli {
     )]
     pub log: String,
 
+    /// Log format: `text` for people, `json` for log pipelines.
+    #[arg(long, global = true, env = "LOG_FORMAT", value_enum, default_value_t)]
+    pub log_format: LogFormat,
+
     /// The sub-command.
     #[command(subcommand)]
     pub command: Command,
@@ -44,6 +50,8 @@ pub struct Cli {
 pub enum Command {
     /// Walk through the product in one command against the built-in simulator.
     Demo,
+    /// Run the Kubernetes controller (in a cluster, or against KUBECONFIG).
+    Run(RunArgs),
     /// Show what would change on RunPod for these manifests (exit 0: nothing, 2: changes, 1: error).
     Plan(PlanArgs),
     /// Make RunPod match these manifests and wait until every object is Ready.
@@ -60,6 +68,16 @@ pub enum Command {
     /// Run the RunPod simulator (REST v2, GraphQL `myself`, serverless health) on loopback and
     /// print the environment that points the CLI at it.
     Sim(SimArgs),
+}
+
+/// Log formats.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// Output formats.
@@ -106,6 +124,7 @@ pub enum CliError {
 pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
         Command::Demo => demo::run(),
+        Command::Run(args) => run::run(&args),
         Command::Plan(args) => ops::run_plan(&args),
         Command::Apply(args) => ops::run_apply(&args),
         Command::Audit(args) => ops::run_audit(&args),

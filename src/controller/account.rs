@@ -1,0 +1,151 @@
+//! The RunPodAccount reconciler: reads the account's balance, spend and spend limit, and
+//! reports the runway, how many objects use the account, and the RunPod objects nobody owns
+//! with what they cost.
+
+use std::{sync::Arc, time::Duration};
+
+use k8s_openapi::jiff::Timestamp;
+use kube::{Api, ResourceExt, runtime::controller::Action};
+use rust_decimal::{Decimal, prelude::FromPrimitive};
+
+use super::{Context, Error, account_name, apply_status};
+use crate::{
+    api::{
+        CONDITION_INSUFFICIENT_CREDIT, CONDITION_READY, CONDITION_STALLED, Orphan, RunPodAccount,
+        RunPodAccountStatus, Usd,
+    },
+    engine::conditions::{Verdict, merge},
+    reconcile::{Workspace, orphans},
+};
+
+/// The reconcile entry.
+pub async fn reconcile(account: Arc<RunPodAccount>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let timer = ctx.metrics.start("RunPodAccount");
+    let result = apply(&account, &ctx).await;
+    timer.finish(&result);
+    result
+}
+
+/// What to do after a failure: report it in the status and look again with backoff.
+pub fn error_policy(account: Arc<RunPodAccount>, error: &Error, ctx: Arc<Context>) -> Action {
+    tracing::warn!(account = %account.name_any(), error = %error, "reconcile failed");
+    ctx.metrics.error("RunPodAccount", error.metric_label());
+    Action::requeue(ctx.backoff_for(&account.name_any()))
+}
+
+fn usd(value: f64) -> Option<Usd> {
+    Decimal::from_f64(value).map(|d| Usd(d.max(Decimal::ZERO).round_dp(4)))
+}
+
+async fn apply(account: &RunPodAccount, ctx: &Context) -> Result<Action, Error> {
+    let api: Api<RunPodAccount> = Api::all(ctx.client.clone());
+    let name = account.name_any();
+    let runtime = match ctx.runtimes.get(&ctx.client, account).await {
+        Ok(r) => r,
+        Err(e) => {
+            let verdicts = [
+                Verdict::no(CONDITION_READY, "NoApiKey", e.to_string()),
+                Verdict::yes(CONDITION_STALLED, "NoApiKey", e.to_string()),
+            ];
+            let status = RunPodAccountStatus {
+                observed_generation: account.metadata.generation,
+                conditions: merge(
+                    account
+                        .status
+                        .as_ref()
+                        .map(|s| s.conditions.as_slice())
+                        .unwrap_or_default(),
+                    &verdicts,
+                    account.metadata.generation,
+                    Timestamp::now(),
+                ),
+                ..RunPodAccountStatus::default()
+            };
+            apply_status(&api, account, &status).await?;
+            return Err(e);
+        }
+    };
+    runtime.inventory.refresh().await?;
+    let snapshot = runtime.inventory.snapshot();
+    let workloads: Vec<_> = ctx
+        .workloads
+        .state()
+        .iter()
+        .filter(|w| account_name(w.spec.account_ref.as_ref()) == name)
+        .map(|w| (**w).clone())
+        .collect();
+    let volumes: Vec<_> = ctx
+        .volumes
+        .state()
+        .iter()
+        .filter(|v| account_name(v.spec.account_ref.as_ref()) == name)
+        .map(|v| (**v).clone())
+        .collect();
+    let managed = (workloads.len() + volumes.len()) as u32;
+    let ws = Workspace {
+        account: account.spec.clone(),
+        workloads,
+        volumes,
+        secrets: Default::default(),
+    };
+    let found: Vec<Orphan> = orphans(&ws, &snapshot, &ctx.prices)
+        .into_iter()
+        .map(|o| Orphan {
+            kind: o.kind.to_string(),
+            id: o.id,
+            name: o.name,
+            cost_per_hour: Usd(o.cost_per_hour.round_dp(4)),
+        })
+        .collect();
+    let money = snapshot.account;
+    let runway = money.as_ref().and_then(|m| {
+        (m.current_spend_per_hr > 0.0).then(|| {
+            Decimal::from_f64(m.client_balance / m.current_spend_per_hr).unwrap_or_default()
+        })
+    });
+    let minimum = Decimal::from(account.spec.credit_policy.minimum_runway_hours);
+    let mut verdicts = vec![Verdict::yes(
+        CONDITION_READY,
+        "Connected",
+        "RunPod answers with this key",
+    )];
+    verdicts.push(match runway {
+        Some(hours) if hours < minimum => Verdict::yes(
+            CONDITION_INSUFFICIENT_CREDIT,
+            "LowRunway",
+            format!("the balance lasts {:.1} hours at the current spend, under the minimum of {minimum}", hours.round_dp(1)),
+        ),
+        _ => Verdict::no(CONDITION_INSUFFICIENT_CREDIT, "Enough", ""),
+    });
+    verdicts.push(Verdict::no(CONDITION_STALLED, "Connected", ""));
+    let status = RunPodAccountStatus {
+        observed_generation: account.metadata.generation,
+        conditions: merge(
+            account
+                .status
+                .as_ref()
+                .map(|s| s.conditions.as_slice())
+                .unwrap_or_default(),
+            &verdicts,
+            account.metadata.generation,
+            Timestamp::now(),
+        ),
+        balance: money.and_then(|m| usd(m.client_balance)),
+        spend_per_hour: money.and_then(|m| usd(m.current_spend_per_hr)),
+        spend_limit: money.and_then(|m| usd(m.spend_limit)),
+        runway_hours: runway.map(|h| format!("{:.1}", h.round_dp(1))),
+        managed_count: Some(managed),
+        orphans: found,
+    };
+    apply_status(&api, account, &status).await?;
+    if let Some(m) = money {
+        ctx.metrics.account(
+            &name,
+            Decimal::from_f64(m.client_balance).unwrap_or_default(),
+            runway,
+        );
+    }
+    Ok(Action::requeue(Duration::from_secs(u64::from(
+        account.spec.resync_interval_seconds,
+    ))))
+}

@@ -1,0 +1,220 @@
+//! The Kubernetes controller: GpuWorkload, NetworkVolume and RunPodAccount reconciled by
+//! kube-runtime, with the engine deciding and the executor acting.
+//!
+//! - [`workload`], [`volume`], [`account`]: one reconciler per kind; each reads its
+//!   neighbours from shared reflector stores (no GET per reconcile), and writes status by
+//!   server-side apply under one field manager.
+//! - [`runtimes`]: one RunPod client and inventory per RunPodAccount, shared by every
+//!   reconciler, built from the API key Secret the account names.
+//! - [`metrics`] and [`http`]: `/healthz`, `/readyz` and `/metrics` on one port.
+//! - [`leader`]: only the holder of the Lease reconciles; losing it ends the process.
+//! - [`run`]: wiring, watches, graceful shutdown.
+
+pub mod account;
+pub mod http;
+pub mod leader;
+pub mod metrics;
+pub mod run;
+pub mod runtimes;
+pub mod volume;
+pub mod workload;
+
+use std::{sync::Arc, time::Duration};
+
+use kube::{
+    Client, Resource, ResourceExt,
+    api::{Patch, PatchParams},
+    runtime::{
+        events::{Event, EventType, Recorder, Reporter},
+        reflector::Store,
+    },
+};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::{
+    api::{GpuWorkload, NetworkVolume, RunPodAccount},
+    engine::prices::PriceCatalogue,
+};
+
+/// The finalizer on GpuWorkloads and NetworkVolumes: cleanup on RunPod before deletion.
+pub const FINALIZER: &str = "runpod-operator.dev/cleanup";
+/// The one field manager of every write the operator makes.
+pub const FIELD_MANAGER: &str = "runpod-operator";
+/// The account a workload uses when it names none.
+pub const DEFAULT_ACCOUNT: &str = "default";
+
+/// Why a reconcile failed. Names are stable: they label the error metric.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A Kubernetes call failed.
+    #[error("failed to {action}: {source}")]
+    Kube {
+        /// What was being done.
+        action: String,
+        /// The cause.
+        source: kube::Error,
+    },
+    /// The RunPodAccount a workload names does not exist.
+    #[error("RunPodAccount {0:?} not found: create it, or set spec.accountRef to an existing one")]
+    AccountMissing(String),
+    /// The API key Secret could not be read.
+    #[error("failed to read the RunPod API key: {0}")]
+    ApiKey(String),
+    /// RunPod failed.
+    #[error(transparent)]
+    RunPod(#[from] crate::runpod::Error),
+    /// A NetworkVolume is still in use and cannot be deleted yet.
+    #[error("{0}")]
+    VolumeInUse(String),
+    /// The finalizer machinery failed.
+    #[error("finalizer failed: {0}")]
+    Finalizer(String),
+}
+
+impl Error {
+    /// A stable lowercase name for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::Kube { .. } => "kube",
+            Self::AccountMissing(_) => "account_missing",
+            Self::ApiKey(_) => "api_key",
+            Self::RunPod(e) => e.class().as_str(),
+            Self::VolumeInUse(_) => "volume_in_use",
+            Self::Finalizer(_) => "finalizer",
+        }
+    }
+
+    /// Whether waiting and trying again may help (else it waits for a change).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::RunPod(e) => e.is_transient(),
+            Self::AccountMissing(_) | Self::ApiKey(_) => false,
+            _ => true,
+        }
+    }
+}
+
+/// What every reconciler shares.
+pub struct Context {
+    /// The Kubernetes client.
+    pub client: Client,
+    /// RunPod clients and inventories by account.
+    pub runtimes: runtimes::Runtimes,
+    /// Prices.
+    pub prices: PriceCatalogue,
+    /// Every GpuWorkload.
+    pub workloads: Store<GpuWorkload>,
+    /// Every NetworkVolume.
+    pub volumes: Store<NetworkVolume>,
+    /// Every RunPodAccount.
+    pub accounts: Store<RunPodAccount>,
+    /// Metrics.
+    pub metrics: Arc<metrics::Metrics>,
+    /// The one event recorder.
+    pub recorder: Recorder,
+    /// Backoff state per object, for transient errors.
+    pub backoff: std::sync::Mutex<std::collections::HashMap<String, u32>>,
+}
+
+impl Context {
+    /// A context over a client and the three stores.
+    pub fn new(
+        client: Client,
+        workloads: Store<GpuWorkload>,
+        volumes: Store<NetworkVolume>,
+        accounts: Store<RunPodAccount>,
+        metrics: Arc<metrics::Metrics>,
+    ) -> Self {
+        let recorder = Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: FIELD_MANAGER.to_string(),
+                instance: std::env::var("POD_NAME").ok(),
+            },
+        );
+        Self {
+            runtimes: runtimes::Runtimes::default(),
+            prices: PriceCatalogue::builtin(),
+            client,
+            workloads,
+            volumes,
+            accounts,
+            metrics,
+            recorder,
+            backoff: Default::default(),
+        }
+    }
+
+    /// Publishes an event about an object; failures are logged, never fatal.
+    pub async fn event<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        warning: bool,
+        reason: &str,
+        note: String,
+    ) {
+        let event = Event {
+            type_: if warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: reason.to_string(),
+            note: Some(note),
+            action: reason.to_string(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&event, &obj.object_ref(&())).await {
+            tracing::warn!(error = %e, "failed to publish an event");
+        }
+    }
+
+    /// How long to wait after a failure of this object: doubling from 5 s to 5 min.
+    pub fn backoff_for(&self, key: &str) -> Duration {
+        let mut map = self.backoff.lock().unwrap_or_else(|e| e.into_inner());
+        let attempts = map.entry(key.to_string()).or_insert(0);
+        *attempts = (*attempts + 1).min(6);
+        Duration::from_secs(5 << (*attempts - 1)).min(Duration::from_secs(300))
+    }
+
+    /// Forgets an object's failures after a success.
+    pub fn reset_backoff(&self, key: &str) {
+        self.backoff
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+    }
+}
+
+/// Writes an object's status by server-side apply, under the operator's field manager.
+pub async fn apply_status<K>(
+    api: &kube::Api<K>,
+    obj: &K,
+    status: impl Serialize,
+) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let patch = json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &obj.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|source| Error::Kube {
+        action: format!("write the status of {}", obj.name_any()),
+        source,
+    })
+}
+
+/// The name of the account an object uses.
+pub fn account_name(account_ref: Option<&crate::api::LocalObjectRef>) -> String {
+    account_ref.map_or_else(|| DEFAULT_ACCOUNT.to_string(), |r| r.name.clone())
+}

@@ -1,0 +1,201 @@
+//! The NetworkVolume reconciler: create, grow, report what cannot change; on deletion, keep
+//! the volume (`Orphan`, the default) or delete it, but never while a workload uses it.
+
+use std::{sync::Arc, time::Duration};
+
+use k8s_openapi::jiff::Timestamp;
+use kube::{
+    Api, ResourceExt,
+    runtime::{
+        controller::Action,
+        finalizer::{Event as Finalizer, finalizer},
+    },
+};
+
+use super::{Context, Error, FINALIZER, account_name, apply_status};
+use crate::{
+    api::{
+        DeletionPolicy, ManagementPolicy, NetworkVolume, NetworkVolumeStatus, RunPodAccount, Usd,
+    },
+    engine::{
+        conditions::merge,
+        identity::Owner,
+        plan::{Observed, plan_volume_delete},
+    },
+    reconcile::{AccountView, Workspace, executor::Outcome, executor::execute},
+};
+
+fn owner(v: &NetworkVolume) -> Owner {
+    Owner::of(v.namespace().as_deref(), &v.name_any(), v.uid().as_deref())
+}
+
+/// The workloads (`namespace/name`) that attach this volume.
+fn users(v: &NetworkVolume, ctx: &Context) -> Vec<String> {
+    let namespace = v.namespace().unwrap_or_default();
+    let name = v.name_any();
+    let mut out: Vec<String> = ctx
+        .workloads
+        .state()
+        .iter()
+        .filter(|w| {
+            w.namespace().unwrap_or_default() == namespace
+                && w.spec.network_volumes.iter().any(|m| m.name == name)
+        })
+        .map(|w| format!("{namespace}/{}", w.name_any()))
+        .collect();
+    out.sort();
+    out
+}
+
+fn find_account(ctx: &Context, name: &str) -> Option<Arc<RunPodAccount>> {
+    ctx.accounts
+        .state()
+        .into_iter()
+        .find(|a| a.name_any() == name)
+}
+
+/// The reconcile entry.
+pub async fn reconcile(volume: Arc<NetworkVolume>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let timer = ctx.metrics.start("NetworkVolume");
+    let api: Api<NetworkVolume> =
+        Api::namespaced(ctx.client.clone(), &volume.namespace().unwrap_or_default());
+    let result = finalizer(&api, FINALIZER, volume, |event| async {
+        match event {
+            Finalizer::Apply(v) => apply(v, &ctx).await,
+            Finalizer::Cleanup(v) => cleanup(v, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| match e {
+        kube::runtime::finalizer::Error::ApplyFailed(e)
+        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+        other => Error::Finalizer(other.to_string()),
+    });
+    timer.finish(&result);
+    result
+}
+
+/// What to do after a failure.
+pub fn error_policy(volume: Arc<NetworkVolume>, error: &Error, ctx: Arc<Context>) -> Action {
+    tracing::warn!(volume = %owner(&volume).key(), error = %error, "reconcile failed");
+    ctx.metrics.error("NetworkVolume", error.metric_label());
+    Action::requeue(ctx.backoff_for(&owner(&volume).key()))
+}
+
+async fn apply(v: Arc<NetworkVolume>, ctx: &Context) -> Result<Action, Error> {
+    if v.spec.management_policy == ManagementPolicy::Paused {
+        return Ok(Action::await_change());
+    }
+    let name = account_name(v.spec.account_ref.as_ref());
+    let account = find_account(ctx, &name).ok_or(Error::AccountMissing(name))?;
+    let runtime = ctx.runtimes.get(&ctx.client, &account).await?;
+    runtime.inventory.ensure_fresh().await?;
+    let ws = Workspace {
+        account: account.spec.clone(),
+        workloads: ctx
+            .workloads
+            .state()
+            .iter()
+            .map(|w| (**w).clone())
+            .collect(),
+        volumes: ctx.volumes.state().iter().map(|x| (**x).clone()).collect(),
+        secrets: Default::default(),
+    };
+    let mut item = {
+        let snapshot = runtime.inventory.snapshot();
+        AccountView::new(&ws, &snapshot, &ctx.prices, Timestamp::now()).plan_volume(&v)
+    };
+    let mut failure = None;
+    if let Some(step) = item.actions.iter().find(|a| a.writes()).cloned() {
+        match execute(&step, &runtime.inventory).await {
+            Outcome::Failed(e) | Outcome::Unknown(e) => failure = Some(e),
+            Outcome::Done(id) => {
+                ctx.event(&*v, false, "Applied", format!("{} ({id})", step.describe()))
+                    .await;
+                let snapshot = runtime.inventory.snapshot();
+                item =
+                    AccountView::new(&ws, &snapshot, &ctx.prices, Timestamp::now()).plan_volume(&v);
+            }
+            Outcome::Nothing => {}
+        }
+    }
+    let snapshot = runtime.inventory.snapshot();
+    let observed = item
+        .runpod_id
+        .as_ref()
+        .and_then(|id| snapshot.volumes.iter().find(|rv| &rv.id == id));
+    let status = NetworkVolumeStatus {
+        observed_generation: v.metadata.generation,
+        conditions: merge(
+            v.status
+                .as_ref()
+                .map(|s| s.conditions.as_slice())
+                .unwrap_or_default(),
+            &item.verdicts,
+            v.metadata.generation,
+            Timestamp::now(),
+        ),
+        runpod_id: item.runpod_id.clone(),
+        size_gb: observed.map(|rv| rv.size),
+        cost_per_month: item
+            .worst_case_per_hour
+            .map(|h| Usd((h * rust_decimal::Decimal::from(720)).round_dp(4))),
+        used_by: users(&v, ctx),
+    };
+    let api: Api<NetworkVolume> =
+        Api::namespaced(ctx.client.clone(), &v.namespace().unwrap_or_default());
+    apply_status(&api, &*v, &status).await?;
+    if let Some(e) = failure {
+        return Err(e.into());
+    }
+    Ok(if item.actions.is_empty() {
+        Action::requeue(Duration::from_secs(u64::from(
+            account.spec.resync_interval_seconds,
+        )))
+    } else {
+        Action::requeue(Duration::from_secs(10))
+    })
+}
+
+async fn cleanup(v: Arc<NetworkVolume>, ctx: &Context) -> Result<Action, Error> {
+    if v.spec.deletion_policy == DeletionPolicy::Orphan {
+        ctx.event(
+            &*v,
+            false,
+            "Orphaned",
+            "the RunPod volume and its data are kept (deletionPolicy: Orphan)".to_string(),
+        )
+        .await;
+        return Ok(Action::await_change());
+    }
+    let used_by = users(&v, ctx);
+    if !used_by.is_empty() {
+        let message = format!("not deleted: still used by {}", used_by.join(", "));
+        ctx.event(&*v, true, "InUse", message.clone()).await;
+        return Err(Error::VolumeInUse(message));
+    }
+    let name = account_name(v.spec.account_ref.as_ref());
+    let account = find_account(ctx, &name).ok_or(Error::AccountMissing(name))?;
+    let runtime = ctx.runtimes.get(&ctx.client, &account).await?;
+    runtime.inventory.refresh().await?;
+    let snapshot = runtime.inventory.snapshot();
+    let known = v.status.as_ref().and_then(|s| s.runpod_id.clone());
+    let observed = Observed {
+        pods: &snapshot.pods,
+        endpoints: &snapshot.endpoints,
+    };
+    let steps = plan_volume_delete(
+        &owner(&v),
+        known.as_deref(),
+        &snapshot.volumes,
+        observed,
+        false,
+    )
+    .map_err(Error::VolumeInUse)?;
+    for step in steps {
+        if let Outcome::Failed(e) | Outcome::Unknown(e) = execute(&step, &runtime.inventory).await {
+            return Err(e.into());
+        }
+    }
+    Ok(Action::await_change())
+}

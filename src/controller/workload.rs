@@ -1,0 +1,386 @@
+//! The GpuWorkload reconciler.
+//!
+//! Steps: finalizer first; `Paused` stops here; the account and referenced Secrets are read;
+//! the desired state is checked before RunPod is touched (a bad spec makes no RunPod call);
+//! the account inventory is refreshed if due; the engine plans; the executor runs the first
+//! write (none for `ObserveOnly`); the status is written by server-side apply; Events mark
+//! the edges. Cleanup on deletion never depends on the spec being valid and treats "already
+//! gone" as done.
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use k8s_openapi::{api::core::v1::Secret, jiff::Timestamp};
+use kube::{
+    Api, ResourceExt,
+    runtime::{
+        controller::Action,
+        finalizer::{Event as Finalizer, finalizer},
+    },
+};
+use rust_decimal::Decimal;
+
+use super::{Context, Error, FINALIZER, account_name, apply_status};
+use crate::{
+    api::{
+        CONDITION_READY, CONDITION_SPEND_CAP_EXCEEDED, DeletionPolicy, GpuWorkload,
+        GpuWorkloadStatus, ManagementPolicy, RunPodAccount,
+    },
+    engine::{
+        identity::Owner,
+        plan::{Action as Step, Observed, plan_delete},
+        status::{Observation, workload_status},
+    },
+    reconcile::{
+        AccountView, Item, Workspace, executor::Outcome, executor::execute, inventory::Snapshot,
+    },
+    runpod::ErrorClass,
+};
+
+/// How soon to look again while something is in progress.
+const SOON: Duration = Duration::from_secs(10);
+
+fn owner(w: &GpuWorkload) -> Owner {
+    Owner::of(w.namespace().as_deref(), &w.name_any(), w.uid().as_deref())
+}
+
+/// The reconcile entry: cross-cutting work only (timer, finalizer dispatch).
+pub async fn reconcile(workload: Arc<GpuWorkload>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let timer = ctx.metrics.start("GpuWorkload");
+    let namespace = workload.namespace().unwrap_or_default();
+    let api: Api<GpuWorkload> = Api::namespaced(ctx.client.clone(), &namespace);
+    let result = finalizer(&api, FINALIZER, workload, |event| async {
+        match event {
+            Finalizer::Apply(w) => apply(w, &ctx).await,
+            Finalizer::Cleanup(w) => cleanup(w, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| match e {
+        kube::runtime::finalizer::Error::ApplyFailed(e)
+        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+        other => Error::Finalizer(other.to_string()),
+    });
+    timer.finish(&result);
+    result
+}
+
+/// What to do after a failure: a bad spec or a missing account waits for a change (with a
+/// slow look again); transient failures back off per object.
+pub fn error_policy(workload: Arc<GpuWorkload>, error: &Error, ctx: Arc<Context>) -> Action {
+    tracing::warn!(workload = %owner(&workload).key(), error = %error, "reconcile failed");
+    ctx.metrics.error("GpuWorkload", error.metric_label());
+    if error.is_transient() {
+        Action::requeue(ctx.backoff_for(&owner(&workload).key()))
+    } else {
+        Action::requeue(Duration::from_secs(300))
+    }
+}
+
+fn find_account(ctx: &Context, name: &str) -> Option<Arc<RunPodAccount>> {
+    ctx.accounts
+        .state()
+        .into_iter()
+        .find(|a| a.name_any() == name)
+}
+
+/// The Secrets a workload's env reads, by name -> key -> value. Missing ones are left out:
+/// the engine reports it is waiting for them.
+async fn env_secrets(
+    w: &GpuWorkload,
+    ctx: &Context,
+) -> Result<BTreeMap<String, BTreeMap<String, String>>, Error> {
+    let namespace = w.namespace().unwrap_or_default();
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+    let mut out = BTreeMap::new();
+    let names: std::collections::BTreeSet<&str> = w
+        .spec
+        .env
+        .iter()
+        .filter_map(|e| {
+            e.value_from
+                .as_ref()
+                .map(|f| f.secret_key_ref.name.as_str())
+        })
+        .collect();
+    for name in names {
+        let secret = api.get_opt(name).await.map_err(|source| Error::Kube {
+            action: format!("read Secret {namespace}/{name}"),
+            source,
+        })?;
+        if let Some(secret) = secret {
+            let data = secret
+                .data
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+                .collect();
+            out.insert(name.to_string(), data);
+        }
+    }
+    Ok(out)
+}
+
+/// The account's objects, as the engine's workspace (for the account cap).
+fn workspace(
+    ctx: &Context,
+    account: &RunPodAccount,
+    namespace: &str,
+    secrets: BTreeMap<String, BTreeMap<String, String>>,
+) -> Workspace {
+    let name = account.name_any();
+    Workspace {
+        account: account.spec.clone(),
+        workloads: ctx
+            .workloads
+            .state()
+            .iter()
+            .filter(|w| {
+                account_name(w.spec.account_ref.as_ref()) == name
+                    && w.metadata.deletion_timestamp.is_none()
+            })
+            .map(|w| (**w).clone())
+            .collect(),
+        volumes: ctx
+            .volumes
+            .state()
+            .iter()
+            .filter(|v| account_name(v.spec.account_ref.as_ref()) == name)
+            .map(|v| (**v).clone())
+            .collect(),
+        secrets: BTreeMap::from([(namespace.to_string(), secrets)]),
+    }
+}
+
+fn stalled(w: &GpuWorkload) -> bool {
+    w.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == crate::api::CONDITION_STALLED && c.status == "True")
+    })
+}
+
+async fn write_status(
+    w: &GpuWorkload,
+    ctx: &Context,
+    item: &Item,
+    current_per_hour: Decimal,
+) -> Result<GpuWorkloadStatus, Error> {
+    let api: Api<GpuWorkload> =
+        Api::namespaced(ctx.client.clone(), &w.namespace().unwrap_or_default());
+    let seen = Observation {
+        runpod_id: item.runpod_id.as_deref(),
+        state: item.state.as_deref(),
+        current_per_hour,
+        worst_case_per_hour: item.worst_case_per_hour,
+        drift: &item.drift,
+        verdicts: &item.verdicts,
+        actions: &item.actions,
+        hash: &item.hash,
+        delta_per_hour: item.delta_per_hour,
+    };
+    let status = workload_status(
+        w.status.as_ref(),
+        &seen,
+        w.metadata.generation,
+        Timestamp::now(),
+    );
+    apply_status(&api, w, &status).await?;
+    Ok(status)
+}
+
+async fn apply(w: Arc<GpuWorkload>, ctx: &Context) -> Result<Action, Error> {
+    if w.spec.management_policy == ManagementPolicy::Paused {
+        // Paused: no RunPod call and no write of any kind.
+        return Ok(Action::await_change());
+    }
+    let key = owner(&w).key();
+    let namespace = w.namespace().unwrap_or_default();
+    let name = account_name(w.spec.account_ref.as_ref());
+    let Some(account) = find_account(ctx, &name) else {
+        return Err(Error::AccountMissing(name));
+    };
+    let secrets = env_secrets(&w, ctx).await?;
+    let ws = workspace(ctx, &account, &namespace, secrets);
+
+    // The spec first: a workload that cannot be built makes no RunPod call.
+    let empty = Snapshot::default();
+    let precheck =
+        AccountView::new(&ws, &empty, &ctx.prices, Timestamp::now()).plan_workload(&w, None);
+    if precheck.verdicts.iter().any(|v| v.reason == "InvalidSpec") {
+        let was_stalled = stalled(&w);
+        write_status(&w, ctx, &precheck, Decimal::ZERO).await?;
+        if !was_stalled {
+            let message = precheck
+                .reason()
+                .map(|r| r.message.clone())
+                .unwrap_or_default();
+            ctx.event(&*w, true, "InvalidSpec", message).await;
+        }
+        return Ok(Action::await_change());
+    }
+
+    let runtime = ctx.runtimes.get(&ctx.client, &account).await?;
+    if let Err(e) = runtime.inventory.ensure_fresh().await {
+        if e.class() == ErrorClass::Unauthorized {
+            ctx.runtimes.invalidate(&name);
+        }
+        return Err(e.into());
+    }
+    let snapshot = runtime.inventory.snapshot();
+    let now = Timestamp::now();
+    let view = AccountView::new(&ws, &snapshot, &ctx.prices, now);
+    let mut item = view.plan_workload(&w, None);
+    let current: Vec<(String, i32, Decimal)> = ws
+        .workloads
+        .iter()
+        .map(|other| {
+            let cost = other
+                .status
+                .as_ref()
+                .and_then(|s| s.cost_per_hour)
+                .map(|c| c.amount())
+                .unwrap_or_default();
+            (owner(other).key(), other.spec.priority, cost)
+        })
+        .collect();
+    if view.credit_victims(&current).contains(&key) {
+        item = view.plan_workload(&w, Some(view.forced_reason(&w)));
+    }
+
+    // One write per pass.
+    let mut outcome = None;
+    if let Some(step) = item.actions.iter().find(|a| a.writes()).cloned() {
+        let result = execute(&step, &runtime.inventory).await;
+        tracing::info!(workload = %key, action = %step.describe(), outcome = %result.describe(), "applied");
+        announce(&w, ctx, &step, &result, &item).await;
+        outcome = Some((step, result));
+        // Show what RunPod holds now.
+        let snapshot = runtime.inventory.snapshot();
+        let view = AccountView::new(&ws, &snapshot, &ctx.prices, now);
+        let after = view.plan_workload(&w, None);
+        item = Item {
+            outcome: None,
+            ..after
+        };
+    }
+
+    let current_per_hour = snapshot_cost(&runtime.inventory.snapshot(), &item);
+    let previous_ready = w
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == CONDITION_READY))
+        .map(|c| c.status == "True");
+    let status = write_status(&w, ctx, &item, current_per_hour).await?;
+    let refused_now = status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == CONDITION_SPEND_CAP_EXCEEDED && c.status == "True");
+    let refused_before = w.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == CONDITION_SPEND_CAP_EXCEEDED && c.status == "True")
+    });
+    if refused_now && !refused_before {
+        let message = item.reason().map(|r| r.message.clone()).unwrap_or_default();
+        ctx.event(&*w, true, "SpendCapRefused", message).await;
+    }
+    let ready = item.ready();
+    if previous_ready != Some(ready) && ready {
+        ctx.event(&*w, false, "Ready", "RunPod matches the spec".to_string())
+            .await;
+    }
+    ctx.metrics.workload(
+        &namespace,
+        &w.name_any(),
+        current_per_hour,
+        item.drift.len(),
+    );
+
+    match outcome {
+        Some((_, Outcome::Failed(e))) => Err(e.into()),
+        Some(_) => Ok(Action::requeue(SOON)),
+        None if !item.actions.is_empty() => Ok(Action::requeue(SOON)),
+        None => {
+            ctx.reset_backoff(&key);
+            Ok(Action::requeue(Duration::from_secs(u64::from(
+                account.spec.resync_interval_seconds,
+            ))))
+        }
+    }
+}
+
+/// What the tracked object costs per hour: a pod's reported cost, else the expected cost.
+fn snapshot_cost(snapshot: &Snapshot, item: &Item) -> Decimal {
+    let Some(id) = &item.runpod_id else {
+        return Decimal::ZERO;
+    };
+    match snapshot.pods.iter().find(|p| &p.id == id) {
+        Some(pod) => Decimal::try_from(pod.cost).unwrap_or_default(),
+        None => item.expected_per_hour.unwrap_or_default(),
+    }
+}
+
+/// Events on the edges a person cares about.
+async fn announce(w: &GpuWorkload, ctx: &Context, step: &Step, outcome: &Outcome, item: &Item) {
+    let Outcome::Done(id) = outcome else {
+        if let Outcome::Failed(e) = outcome {
+            ctx.event(
+                w,
+                true,
+                "RunPodRefused",
+                format!("{}: {e}", step.describe()),
+            )
+            .await;
+        }
+        return;
+    };
+    let (warning, reason) = match step {
+        Step::CreatePod { .. } | Step::CreateEndpoint { .. } => (false, "Created"),
+        Step::ReplacePod { .. } => (false, "Replaced"),
+        Step::StopPod { reason, .. } if reason.starts_with("credit policy") => {
+            (true, "StoppedByPolicy")
+        }
+        Step::DeletePod { reason, .. } if reason.starts_with("stopped-volume policy") => {
+            (true, "StoppedByPolicy")
+        }
+        Step::UpdatePod { .. } | Step::UpdateEndpoint { .. } if !item.drift.is_empty() => {
+            (false, "DriftCorrected")
+        }
+        Step::DeletePod { .. } | Step::DeleteEndpoint { .. } => (false, "DuplicateDeleted"),
+        _ => return,
+    };
+    ctx.event(w, warning, reason, format!("{} ({id})", step.describe()))
+        .await;
+}
+
+async fn cleanup(w: Arc<GpuWorkload>, ctx: &Context) -> Result<Action, Error> {
+    if w.spec.deletion_policy == DeletionPolicy::Orphan {
+        ctx.event(
+            &*w,
+            false,
+            "Orphaned",
+            "the RunPod object is left running (deletionPolicy: Orphan)".to_string(),
+        )
+        .await;
+        return Ok(Action::await_change());
+    }
+    let name = account_name(w.spec.account_ref.as_ref());
+    let account = find_account(ctx, &name).ok_or(Error::AccountMissing(name))?;
+    let runtime = ctx.runtimes.get(&ctx.client, &account).await?;
+    // Deleting acts on what RunPod holds now, not on a cached view.
+    runtime.inventory.refresh().await?;
+    let snapshot = runtime.inventory.snapshot();
+    let known = w.status.as_ref().and_then(|s| s.runpod_id.clone());
+    let observed = Observed {
+        pods: &snapshot.pods,
+        endpoints: &snapshot.endpoints,
+    };
+    for step in plan_delete(&owner(&w), known.as_deref(), observed, false) {
+        match execute(&step, &runtime.inventory).await {
+            Outcome::Failed(e) => return Err(e.into()),
+            Outcome::Unknown(e) => return Err(e.into()),
+            _ => ctx.event(&*w, false, "Deleted", step.describe()).await,
+        }
+    }
+    Ok(Action::await_change())
+}
