@@ -10,6 +10,9 @@ use crate::controller::run::{RunConfig, run as run_controller};
 /// Flags of `run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
+    /// A kubeconfig file (default: `KUBECONFIG`, `~/.kube/config`, or in-cluster).
+    #[arg(long)]
+    pub kubeconfig: Option<std::path::PathBuf>,
     /// Watch one namespace only (all namespaces by default).
     #[arg(long, env = "WATCH_NAMESPACE")]
     pub namespace: Option<String>,
@@ -39,6 +42,7 @@ pub(super) fn run(args: &RunArgs) -> Result<ExitCode, CliError> {
         )
     });
     let config = RunConfig {
+        kubeconfig: args.kubeconfig.clone(),
         namespace: args.namespace.clone(),
         concurrency: args.concurrency.max(1),
         metrics_addr: args.metrics_addr,

@@ -34,6 +34,8 @@ use crate::api::{GpuWorkload, NetworkVolume, RunPodAccount};
 /// Settings of a run.
 #[derive(Clone, Debug)]
 pub struct RunConfig {
+    /// A kubeconfig file; unset: `KUBECONFIG`, `~/.kube/config`, or the in-cluster account.
+    pub kubeconfig: Option<std::path::PathBuf>,
     /// Watch one namespace only; all namespaces when unset.
     pub namespace: Option<String>,
     /// Objects reconciled at once per kind.
@@ -86,9 +88,19 @@ where
 /// Runs the operator until SIGTERM, or until it loses the lease.
 pub async fn run(config: RunConfig) -> Result<(), RunError> {
     crate::tls::install_crypto_provider();
-    let client = Client::try_default()
-        .await
-        .map_err(|e| RunError::Connect(e.to_string()))?;
+    let client = match &config.kubeconfig {
+        None => Client::try_default()
+            .await
+            .map_err(|e| RunError::Connect(e.to_string()))?,
+        Some(path) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| RunError::Connect(format!("{}: {e}", path.display())))?;
+            let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+                .await
+                .map_err(|e| RunError::Connect(e.to_string()))?;
+            Client::try_from(config).map_err(|e| RunError::Connect(e.to_string()))?
+        }
+    };
     let metrics = Arc::new(Metrics::default());
     let probe = Probe {
         ready: Arc::new(AtomicBool::new(false)),
