@@ -575,3 +575,36 @@ async fn one_port_serves_health_readiness_and_metrics() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn every_kubernetes_call_the_controller_makes_is_granted_by_its_rbac() {
+    use runpod_operator::controller::rbac::allows;
+    let w = workload(
+        true,
+        json!({"env": [{"name": "T", "valueFrom": {"secretKeyRef": {"name": "hf", "key": "t"}}}]}),
+    );
+    let s = Setup::new(std::slice::from_ref(&w)).await;
+    s.api.secret("ml", "hf", &[("t", "token")]);
+    workload::reconcile(Arc::new(workload(false, json!({}))), s.ctx.clone())
+        .await
+        .unwrap();
+    workload::reconcile(Arc::new(w.clone()), s.ctx.clone())
+        .await
+        .unwrap();
+    account::reconcile(s.ctx.accounts.state()[0].clone(), s.ctx.clone())
+        .await
+        .unwrap();
+    workload::reconcile(Arc::new(deleting(w)), s.ctx.clone())
+        .await
+        .unwrap();
+    let calls = s.api.calls();
+    assert!(calls.len() >= 6, "{:?}", s.api.routes());
+    for call in calls {
+        assert!(
+            allows(&call.method, &call.path),
+            "not granted: {} {}",
+            call.method,
+            call.path
+        );
+    }
+}

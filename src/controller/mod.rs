@@ -14,6 +14,7 @@ pub mod account;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+pub mod rbac;
 pub mod run;
 pub mod runtimes;
 pub mod volume;
