@@ -562,6 +562,19 @@ fn a_workload_forced_down_by_the_credit_policy_stops_or_scales_to_zero() {
         (request.workers.unwrap().min, request.workers.unwrap().max),
         (Some(0), Some(0))
     );
+    // Once down, it is not Ready, on purpose: StoppedByPolicy (Argo CD shows Suspended).
+    w.pods[0].status = "EXITED".into();
+    let plan = w.plan_with(&pod, w.ctx(&pod, money_forced()));
+    assert!(plan.actions.is_empty());
+    assert_eq!(condition(&plan, CONDITION_READY).reason, "StoppedByPolicy");
+    assert!(!condition(&plan, CONDITION_STALLED).status);
+}
+
+fn money_forced() -> Money {
+    Money {
+        forced_down: Some("credit policy: lowest priority while the runway is short".into()),
+        ..money()
+    }
 }
 
 // ---- the stopped-volume policy ---------------------------------------------------------------------

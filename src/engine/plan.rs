@@ -473,6 +473,8 @@ struct Draft {
     current_per_hour: Decimal,
     waiting: Option<String>,
     stalled: Option<(&'static str, String)>,
+    /// Held down on purpose by a policy (credit): not ready, not stalled, not progressing.
+    suspended: Option<String>,
 }
 
 impl Draft {
@@ -486,6 +488,7 @@ impl Draft {
             current_per_hour: Decimal::ZERO,
             waiting: None,
             stalled: None,
+            suspended: None,
         }
     }
 
@@ -540,6 +543,14 @@ fn finish(
         ));
         verdicts.push(Verdict::no(CONDITION_RECONCILING, "Paused", ""));
         verdicts.push(Verdict::no(CONDITION_STALLED, "Paused", ""));
+    } else if let (Some(message), None) = (&draft.suspended, draft.actions.first()) {
+        verdicts.push(Verdict::no(
+            CONDITION_READY,
+            "StoppedByPolicy",
+            message.clone(),
+        ));
+        verdicts.push(Verdict::no(CONDITION_RECONCILING, "StoppedByPolicy", ""));
+        verdicts.push(Verdict::no(CONDITION_STALLED, "StoppedByPolicy", ""));
     } else if let Some((reason, message)) = &draft.stalled {
         verdicts.push(Verdict::no(CONDITION_READY, reason, message.clone()));
         verdicts.push(Verdict::no(CONDITION_RECONCILING, reason, ""));
@@ -931,6 +942,7 @@ fn plan_pod(
                 reason: reason.clone(),
             });
         }
+        draft.suspended = Some(reason.clone());
         return;
     }
 
@@ -1251,8 +1263,8 @@ fn plan_endpoint(
                 },
                 saving: true,
             });
-            draft.waiting = Some(reason.clone());
         }
+        draft.suspended = Some(reason.clone());
         return;
     }
 
