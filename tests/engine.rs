@@ -929,3 +929,34 @@ fn a_pod_whose_marker_was_removed_in_the_console_is_still_found_by_its_name() {
     assert!(plan.actions.is_empty(), "{:?}", plan.actions);
     assert_eq!(plan.runpod_id.as_deref(), Some(w.pods[0].id.as_str()));
 }
+
+#[test]
+fn a_stopped_pod_is_not_started_when_its_price_is_unknown() {
+    let (w, _) = stopped_world();
+    let s = spec(POD);
+    assert_eq!(w.pods[0].status, "EXITED");
+    let wanted = w.desired(&s);
+    // The planner is handed no prices: starting the pod would spend blind, so it refuses.
+    let empty = PriceCatalogue::from_parts(vec![], vec![], Default::default());
+    let mut ctx = w.ctx(&s, money());
+    ctx.prices = &empty;
+    let observed = Observed {
+        pods: &w.pods,
+        endpoints: &w.endpoints,
+    };
+    let plan = plan(&wanted, observed, &ctx);
+    assert_eq!(
+        plan.state.as_deref(),
+        Some("EXITED"),
+        "the stopped pod is found"
+    );
+    assert!(
+        !plan
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::StartPod { .. })),
+        "{:?}",
+        plan.actions
+    );
+    assert_eq!(condition(&plan, CONDITION_STALLED).reason, "NoPrice");
+}

@@ -492,6 +492,20 @@ impl Draft {
         }
     }
 
+    /// The money rules in front of an action that spends: push it, or refuse with the figures.
+    /// An unknown price refuses too: the operator never guesses what it will spend.
+    fn spend(&mut self, ctx: &Context<'_>, cost: Option<&WorkloadCost>, action: Action) {
+        match cost.map(|c| check_money(ctx, c, Decimal::ZERO)) {
+            Some(None) => self.actions.push(action),
+            Some(Some(refusal)) => self.refuse(refusal),
+            None => self.refuse(Refusal {
+                reason: "NoPrice",
+                condition: CONDITION_SPEND_CAP_EXCEEDED,
+                message: "no price is known for this configuration: nothing is started".to_string(),
+            }),
+        }
+    }
+
     fn refuse(&mut self, refusal: Refusal) {
         self.verdicts.push(Verdict::yes(
             refusal.condition,
@@ -910,20 +924,11 @@ fn plan_pod(
             draft.waiting = Some(format!("not created: {reason}"));
             return;
         }
-        match cost {
-            None => draft.refuse(Refusal {
-                reason: "NoPrice",
-                condition: CONDITION_SPEND_CAP_EXCEEDED,
-                message: "no price is known for this configuration: nothing is created".to_string(),
-            }),
-            Some(cost) => match check_money(ctx, cost, Decimal::ZERO) {
-                Some(refusal) => draft.refuse(refusal),
-                None => draft.actions.push(Action::CreatePod {
-                    request: pod_request(desired, &desired.gpu_types[0]),
-                    candidates: desired.gpu_types.clone(),
-                }),
-            },
-        }
+        let create = Action::CreatePod {
+            request: pod_request(desired, &desired.gpu_types[0]),
+            candidates: desired.gpu_types.clone(),
+        };
+        draft.spend(ctx, cost, create);
         draft.drift.push(drift("pod", "exists", "missing"));
         return;
     };
@@ -1005,15 +1010,7 @@ fn plan_pod(
             draft.stalled = Some(("ReplaceNeedsApproval", message));
             return;
         }
-        match cost.map(|c| check_money(ctx, c, Decimal::ZERO)) {
-            Some(Some(refusal)) => draft.refuse(refusal),
-            None => draft.refuse(Refusal {
-                reason: "NoPrice",
-                condition: CONDITION_SPEND_CAP_EXCEEDED,
-                message: "no price is known for this configuration".to_string(),
-            }),
-            Some(None) => draft.actions.push(action),
-        }
+        draft.spend(ctx, cost, action);
         return;
     }
 
@@ -1025,10 +1022,9 @@ fn plan_pod(
         });
     }
     match (desired.running, pod.status.as_str()) {
-        (true, "EXITED" | "ERROR") => match cost.map(|c| check_money(ctx, c, Decimal::ZERO)) {
-            Some(Some(refusal)) => draft.refuse(refusal),
-            _ => draft.actions.push(Action::StartPod { id: pod.id.clone() }),
-        },
+        (true, "EXITED" | "ERROR") => {
+            draft.spend(ctx, cost, Action::StartPod { id: pod.id.clone() })
+        }
         (false, "RUNNING" | "PROVISIONING" | "STARTING") => draft.actions.push(Action::StopPod {
             id: pod.id.clone(),
             reason: "spec.state is Stopped".to_string(),
@@ -1226,17 +1222,10 @@ fn plan_endpoint(
             draft.waiting = Some(format!("not created: {reason}"));
             return;
         }
-        match cost.map(|c| check_money(ctx, c, Decimal::ZERO)) {
-            Some(Some(refusal)) => draft.refuse(refusal),
-            None => draft.refuse(Refusal {
-                reason: "NoPrice",
-                condition: CONDITION_SPEND_CAP_EXCEEDED,
-                message: "no price is known for this configuration: nothing is created".to_string(),
-            }),
-            Some(None) => draft.actions.push(Action::CreateEndpoint {
-                request: endpoint_request(desired),
-            }),
-        }
+        let create = Action::CreateEndpoint {
+            request: endpoint_request(desired),
+        };
+        draft.spend(ctx, cost, create);
         draft.drift.push(drift("endpoint", "exists", "missing"));
         return;
     };
