@@ -127,6 +127,10 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
         .map_err(|e| RunError::Lease(e.to_string()))?;
     let (leader, lease_task) = manager.watch().await;
     tracing::info!(identity = %config.identity, lease = %config.lease_name, "waiting for the lease");
+    // A standby waiting for the lease is healthy and ready: were it not, a PodDisruptionBudget
+    // would count only the leader and block every drain. A new leader turns unready until its
+    // watches have synced (see `controllers`).
+    probe_for_work.ready.store(true, Ordering::SeqCst);
     let work = || {
         controllers(
             client.clone(),
@@ -188,6 +192,7 @@ pub async fn controllers(client: Client, config: RunConfig, metrics: Arc<Metrics
         metrics,
     ));
     let _ = probe.context.set(ctx.clone());
+    probe.ready.store(false, Ordering::SeqCst);
     tokio::spawn(mark_ready(probe.ready.clone(), ctx.clone()));
     let controller_config = Config::default().concurrency(config.concurrency);
 
