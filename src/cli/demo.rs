@@ -99,6 +99,35 @@ impl Demo {
             .map_err(CliError::RunPod)
     }
 
+    /// What an endpoint has billed so far, USD.
+    async fn billed(&self, endpoint: &str) -> Result<f64, CliError> {
+        let billing = self
+            .inventory
+            .client()
+            .billing(crate::runpod::BillingKind::Serverless, &only(endpoint))
+            .await
+            .map_err(CliError::RunPod)?;
+        Ok(billing.metadata.totals.total_amount)
+    }
+
+    /// `audit -f examples/` against what RunPod holds now.
+    async fn audit(&self, prices: &PriceCatalogue) -> Result<(), CliError> {
+        self.inventory.refresh().await.map_err(CliError::RunPod)?;
+        let snapshot = self.inventory.snapshot();
+        let items = plan_workspace(
+            &self.ws,
+            &snapshot,
+            prices,
+            k8s_openapi::jiff::Timestamp::now(),
+        );
+        println!("runpod-operator audit -f examples/");
+        print!(
+            "{}",
+            audit_text(&items, &orphans(&self.ws, &snapshot, prices))
+        );
+        Ok(())
+    }
+
     fn elapsed(&self) -> String {
         format!("{:.1} s", self.started.elapsed().as_secs_f64())
     }
@@ -186,15 +215,7 @@ async fn demo() -> Result<ExitCode, CliError> {
         .find(|e| e.name.contains("image-matting"))
         .map(|e| e.id.clone())
         .ok_or_else(|| CliError::Usage("the image-matting endpoint was not created".into()))?;
-    let before = demo
-        .inventory
-        .client()
-        .billing(crate::runpod::BillingKind::Serverless, &only(&matting))
-        .await
-        .map_err(CliError::RunPod)?
-        .metadata
-        .totals
-        .total_amount;
+    let before = demo.billed(&matting).await?;
     let run_url = format!("{}/v2/{matting}/run", demo.sim.serverless_url);
     let mut jobs = tokio::task::JoinSet::new();
     for i in 0..30 {
@@ -237,15 +258,7 @@ async fn demo() -> Result<ExitCode, CliError> {
             h.workers.idle
         );
     }
-    let after = demo
-        .inventory
-        .client()
-        .billing(crate::runpod::BillingKind::Serverless, &only(&matting))
-        .await
-        .map_err(CliError::RunPod)?
-        .metadata
-        .totals
-        .total_amount;
+    let after = demo.billed(&matting).await?;
     let prices = PriceCatalogue::builtin();
     let flex = prices
         .pool_of("NVIDIA A100-SXM4-80GB")
@@ -284,34 +297,10 @@ async fn demo() -> Result<ExitCode, CliError> {
         json!({"workers": {"max": 2}}),
     )
     .await?;
-    demo.inventory.refresh().await.map_err(CliError::RunPod)?;
-    let snapshot = demo.inventory.snapshot();
-    let items = plan_workspace(
-        &demo.ws,
-        &snapshot,
-        &prices,
-        k8s_openapi::jiff::Timestamp::now(),
-    );
-    println!("runpod-operator audit -f examples/");
-    print!(
-        "{}",
-        audit_text(&items, &orphans(&demo.ws, &snapshot, &prices))
-    );
+    demo.audit(&prices).await?;
     println!("runpod-operator apply -f examples/ --yes");
     demo.apply().await?;
-    demo.inventory.refresh().await.map_err(CliError::RunPod)?;
-    let snapshot = demo.inventory.snapshot();
-    let items = plan_workspace(
-        &demo.ws,
-        &snapshot,
-        &prices,
-        k8s_openapi::jiff::Timestamp::now(),
-    );
-    println!("runpod-operator audit -f examples/");
-    print!(
-        "{}",
-        audit_text(&items, &orphans(&demo.ws, &snapshot, &prices))
-    );
+    demo.audit(&prices).await?;
 
     println!("\nDemo finished in {}.", demo.elapsed());
     Ok(ExitCode::SUCCESS)

@@ -188,6 +188,55 @@ impl Context {
     }
 }
 
+impl Context {
+    /// The RunPodAccount of that name, from the store.
+    pub fn account(&self, name: &str) -> Option<Arc<RunPodAccount>> {
+        self.accounts
+            .state()
+            .into_iter()
+            .find(|a| a.name_any() == name)
+    }
+}
+
+/// The reconcile entry both finalized kinds share: time it, dispatch apply or cleanup through
+/// the finalizer, and unwrap the finalizer's error into ours.
+pub async fn finalized<K, A, AFut, C, CFut>(
+    kind: &'static str,
+    obj: Arc<K>,
+    ctx: &Context,
+    apply: A,
+    cleanup: C,
+) -> Result<kube::runtime::controller::Action, Error>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + Serialize
+        + std::fmt::Debug,
+    A: FnOnce(Arc<K>) -> AFut,
+    AFut: std::future::Future<Output = Result<kube::runtime::controller::Action, Error>>,
+    C: FnOnce(Arc<K>) -> CFut,
+    CFut: std::future::Future<Output = Result<kube::runtime::controller::Action, Error>>,
+{
+    use kube::runtime::finalizer::{Error as FinalizerError, Event as Finalizer, finalizer};
+    let timer = ctx.metrics.start(kind);
+    let api: kube::Api<K> =
+        kube::Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    let result = finalizer(&api, FINALIZER, obj, |event| async {
+        match event {
+            Finalizer::Apply(o) => apply(o).await,
+            Finalizer::Cleanup(o) => cleanup(o).await,
+        }
+    })
+    .await
+    .map_err(|e| match e {
+        FinalizerError::ApplyFailed(e) | FinalizerError::CleanupFailed(e) => e,
+        other => Error::Finalizer(other.to_string()),
+    });
+    timer.finish(&result);
+    result
+}
+
 /// Writes an object's status by server-side apply, under the operator's field manager.
 pub async fn apply_status<K>(
     api: &kube::Api<K>,

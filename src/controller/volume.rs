@@ -4,19 +4,11 @@
 use std::{sync::Arc, time::Duration};
 
 use k8s_openapi::jiff::Timestamp;
-use kube::{
-    Api, ResourceExt,
-    runtime::{
-        controller::Action,
-        finalizer::{Event as Finalizer, finalizer},
-    },
-};
+use kube::{Api, ResourceExt, runtime::controller::Action};
 
-use super::{Context, Error, FINALIZER, account_name, apply_status};
+use super::{Context, Error, account_name, apply_status, finalized};
 use crate::{
-    api::{
-        DeletionPolicy, ManagementPolicy, NetworkVolume, NetworkVolumeStatus, RunPodAccount, Usd,
-    },
+    api::{DeletionPolicy, ManagementPolicy, NetworkVolume, NetworkVolumeStatus, Usd},
     engine::{
         conditions::merge,
         identity::Owner,
@@ -47,32 +39,16 @@ fn users(v: &NetworkVolume, ctx: &Context) -> Vec<String> {
     out
 }
 
-fn find_account(ctx: &Context, name: &str) -> Option<Arc<RunPodAccount>> {
-    ctx.accounts
-        .state()
-        .into_iter()
-        .find(|a| a.name_any() == name)
-}
-
 /// The reconcile entry.
 pub async fn reconcile(volume: Arc<NetworkVolume>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let timer = ctx.metrics.start("NetworkVolume");
-    let api: Api<NetworkVolume> =
-        Api::namespaced(ctx.client.clone(), &volume.namespace().unwrap_or_default());
-    let result = finalizer(&api, FINALIZER, volume, |event| async {
-        match event {
-            Finalizer::Apply(v) => apply(v, &ctx).await,
-            Finalizer::Cleanup(v) => cleanup(v, &ctx).await,
-        }
-    })
+    finalized(
+        "NetworkVolume",
+        volume,
+        &ctx,
+        |o| apply(o, &ctx),
+        |o| cleanup(o, &ctx),
+    )
     .await
-    .map_err(|e| match e {
-        kube::runtime::finalizer::Error::ApplyFailed(e)
-        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
-        other => Error::Finalizer(other.to_string()),
-    });
-    timer.finish(&result);
-    result
 }
 
 /// What to do after a failure.
@@ -87,7 +63,7 @@ async fn apply(v: Arc<NetworkVolume>, ctx: &Context) -> Result<Action, Error> {
         return Ok(Action::await_change());
     }
     let name = account_name(v.spec.account_ref.as_ref());
-    let account = find_account(ctx, &name).ok_or(Error::AccountMissing(name))?;
+    let account = ctx.account(&name).ok_or(Error::AccountMissing(name))?;
     let runtime = ctx.runtimes.get(&ctx.client, &account).await?;
     runtime.inventory.ensure_fresh().await?;
     let ws = Workspace {
@@ -175,7 +151,7 @@ async fn cleanup(v: Arc<NetworkVolume>, ctx: &Context) -> Result<Action, Error> 
         return Err(Error::VolumeInUse(message));
     }
     let name = account_name(v.spec.account_ref.as_ref());
-    let account = find_account(ctx, &name).ok_or(Error::AccountMissing(name))?;
+    let account = ctx.account(&name).ok_or(Error::AccountMissing(name))?;
     let runtime = ctx.runtimes.get(&ctx.client, &account).await?;
     runtime.inventory.refresh().await?;
     let snapshot = runtime.inventory.snapshot();

@@ -10,16 +10,10 @@
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use k8s_openapi::{api::core::v1::Secret, jiff::Timestamp};
-use kube::{
-    Api, ResourceExt,
-    runtime::{
-        controller::Action,
-        finalizer::{Event as Finalizer, finalizer},
-    },
-};
+use kube::{Api, ResourceExt, runtime::controller::Action};
 use rust_decimal::Decimal;
 
-use super::{Context, Error, FINALIZER, account_name, apply_status};
+use super::{Context, Error, account_name, apply_status, finalized};
 use crate::{
     api::{
         CONDITION_READY, CONDITION_SPEND_CAP_EXCEEDED, DeletionPolicy, GpuWorkload,
@@ -45,23 +39,14 @@ fn owner(w: &GpuWorkload) -> Owner {
 
 /// The reconcile entry: cross-cutting work only (timer, finalizer dispatch).
 pub async fn reconcile(workload: Arc<GpuWorkload>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let timer = ctx.metrics.start("GpuWorkload");
-    let namespace = workload.namespace().unwrap_or_default();
-    let api: Api<GpuWorkload> = Api::namespaced(ctx.client.clone(), &namespace);
-    let result = finalizer(&api, FINALIZER, workload, |event| async {
-        match event {
-            Finalizer::Apply(w) => apply(w, &ctx).await,
-            Finalizer::Cleanup(w) => cleanup(w, &ctx).await,
-        }
-    })
+    finalized(
+        "GpuWorkload",
+        workload,
+        &ctx,
+        |o| apply(o, &ctx),
+        |o| cleanup(o, &ctx),
+    )
     .await
-    .map_err(|e| match e {
-        kube::runtime::finalizer::Error::ApplyFailed(e)
-        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
-        other => Error::Finalizer(other.to_string()),
-    });
-    timer.finish(&result);
-    result
 }
 
 /// What to do after a failure: a bad spec or a missing account waits for a change (with a
@@ -74,13 +59,6 @@ pub fn error_policy(workload: Arc<GpuWorkload>, error: &Error, ctx: Arc<Context>
     } else {
         Action::requeue(Duration::from_secs(300))
     }
-}
-
-fn find_account(ctx: &Context, name: &str) -> Option<Arc<RunPodAccount>> {
-    ctx.accounts
-        .state()
-        .into_iter()
-        .find(|a| a.name_any() == name)
 }
 
 /// The Secrets a workload's env reads, by name -> key -> value. Missing ones are left out:
@@ -196,7 +174,7 @@ async fn apply(w: Arc<GpuWorkload>, ctx: &Context) -> Result<Action, Error> {
     let key = owner(&w).key();
     let namespace = w.namespace().unwrap_or_default();
     let name = account_name(w.spec.account_ref.as_ref());
-    let Some(account) = find_account(ctx, &name) else {
+    let Some(account) = ctx.account(&name) else {
         return Err(Error::AccountMissing(name));
     };
     let secrets = env_secrets(&w, ctx).await?;
@@ -365,7 +343,7 @@ async fn cleanup(w: Arc<GpuWorkload>, ctx: &Context) -> Result<Action, Error> {
         return Ok(Action::await_change());
     }
     let name = account_name(w.spec.account_ref.as_ref());
-    let account = find_account(ctx, &name).ok_or(Error::AccountMissing(name))?;
+    let account = ctx.account(&name).ok_or(Error::AccountMissing(name))?;
     let runtime = ctx.runtimes.get(&ctx.client, &account).await?;
     // Deleting acts on what RunPod holds now, not on a cached view.
     runtime.inventory.refresh().await?;
