@@ -8,8 +8,8 @@ use proptest::prelude::*;
 use runpod_operator::{
     api::{
         CONDITION_DRIFTED, CONDITION_INSUFFICIENT_CREDIT, CONDITION_READY,
-        CONDITION_SPEND_CAP_EXCEEDED, CONDITION_STALLED, GpuWorkloadSpec, StoppedVolumeAction,
-        StoppedVolumePolicy,
+        CONDITION_SPEND_CAP_EXCEEDED, CONDITION_STALLED, CreditAction, GpuWorkloadSpec,
+        StoppedVolumeAction, StoppedVolumePolicy,
     },
     engine::{
         conditions::Verdict,
@@ -18,7 +18,7 @@ use runpod_operator::{
         model::apply,
         plan::{
             Action, CONDITION_REPLACE_NEEDS_APPROVAL, CONDITION_STOPPED_TOO_LONG, Context, Money,
-            Observed, Plan, credit_victims, plan, plan_delete,
+            Observed, Pending, Plan, credit_victims, plan, plan_delete,
         },
         prices::PriceCatalogue,
     },
@@ -82,6 +82,8 @@ fn money() -> Money {
         spend_per_hour: Some(Decimal::ZERO),
         minimum_runway_hours: 24,
         forced_down: None,
+        credit_action: CreditAction::Alert,
+        pending: Pending::default(),
     }
 }
 

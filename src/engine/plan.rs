@@ -10,8 +10,13 @@
 //!    (GPU type or count, cloud, data centre, mount kind or network volume, a smaller pod
 //!    volume) needs a replace, which waits for approval when it would destroy a pod volume.
 //! 4. Before anything is created, started, replaced or scaled up, the money rules: the
-//!    workload cap, the account cap, and the credit rule (one hour of current spend plus the
-//!    new cost). A refusal says the figures.
+//!    workload cap, the account cap, and the credit rule (one hour of current spend, plus what
+//!    was already approved and is not billed yet, plus the new cost). Under the
+//!    `StopLowestPriority` credit policy, nothing is started that the policy would stop: the
+//!    runway after it must stay at the policy's minimum, and a pod restart needs one hour more
+//!    (so what the policy stopped stays stopped until the balance has room). A refusal says the
+//!    figures. The plan records what it asked to spend ([`Spend`]), so a pass can admit the
+//!    spending of many workloads against one budget.
 //! 5. The credit policy may force the workload down; the stopped-volume policy may alert on or
 //!    delete a pod that stays stopped.
 //!
@@ -32,7 +37,7 @@ use super::{
 use crate::{
     api::{
         CONDITION_DRIFTED, CONDITION_INSUFFICIENT_CREDIT, CONDITION_READY, CONDITION_RECONCILING,
-        CONDITION_SPEND_CAP_EXCEEDED, CONDITION_STALLED, DriftEntry, GpuWorkloadSpec,
+        CONDITION_SPEND_CAP_EXCEEDED, CONDITION_STALLED, CreditAction, DriftEntry, GpuWorkloadSpec,
         ManagementPolicy, NetworkVolumeSpec, ReplacePolicy, StoppedVolumeAction,
         StoppedVolumePolicy, VolumeTier,
     },
@@ -51,6 +56,35 @@ pub const CONDITION_STOPPED_TOO_LONG: &str = "StoppedTooLong";
 /// How long to wait before looking again while something is in progress.
 pub const RECHECK_SOON: Duration = Duration::from_secs(10);
 
+/// Hours of runway, on top of the credit policy's minimum, that a restart of a stopped pod
+/// needs: what the policy stopped is not started again by the next pass that sees it stopped.
+pub const RESTART_MARGIN_HOURS: u32 = 1;
+
+/// Spending that is approved but not yet in RunPod's figures: the earlier spending actions of
+/// the same pass (the CLI), or writes sent and not yet seen by a refresh (the controller).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Pending {
+    /// What it adds per hour at worst (weighed by the one-hour credit rule).
+    pub worst_per_hour: Decimal,
+    /// What it adds per hour as expected (weighed by the credit policy's runway).
+    pub expected_per_hour: Decimal,
+    /// Who took it (`namespace/name`), named in a refusal.
+    pub by: Vec<String>,
+}
+
+impl Pending {
+    /// Adds one approved action.
+    pub fn add(&mut self, key: &str, worst_per_hour: Decimal, expected_per_hour: Decimal) {
+        self.worst_per_hour += worst_per_hour;
+        self.expected_per_hour += expected_per_hour;
+        self.by.push(key.to_string());
+    }
+
+    fn names(&self) -> String {
+        self.by.join(", ")
+    }
+}
+
 /// The account's money as one workload's plan sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Money {
@@ -66,6 +100,10 @@ pub struct Money {
     pub minimum_runway_hours: u32,
     /// Set when the account's credit policy stops this workload, with the reason.
     pub forced_down: Option<String>,
+    /// What the credit policy does when the runway is short.
+    pub credit_action: CreditAction,
+    /// Spending approved before this workload's and not yet billed.
+    pub pending: Pending,
 }
 
 /// Everything a plan needs besides the desired and observed state.
@@ -303,6 +341,23 @@ pub struct Plan {
     pub delta_per_hour: Decimal,
     /// A hash of the actions; approving a replace means annotating it.
     pub hash: String,
+    /// The spending action the plan asked for, approved or refused.
+    pub spend: Option<Spend>,
+}
+
+/// A spending action (create, start, replace, scale-up) as the money rules weighed it: what a
+/// pass needs to admit the spending of many workloads against one budget.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Spend {
+    /// The workload's worst case per hour once it is done.
+    pub worst_per_hour: Decimal,
+    /// The workload's expected cost per hour once it is done.
+    pub expected_per_hour: Decimal,
+    /// What the workload costs at worst per hour if it is refused (what RunPod runs for it
+    /// now): what it still takes from the account cap of the others.
+    pub floor_per_hour: Decimal,
+    /// Whether the money rules let it go.
+    pub approved: bool,
 }
 
 impl Plan {
@@ -369,9 +424,9 @@ struct Refusal {
     message: String,
 }
 
-/// The money rules for an action that raises this workload's cost to `cost` (worst case) from
-/// `current` per hour.
-fn check_money(ctx: &Context<'_>, cost: &WorkloadCost, current: Decimal) -> Option<Refusal> {
+/// The money rules for an action that raises this workload's cost to `cost`. `restart` is a
+/// start of a stopped pod, which needs the restart margin under the credit policy.
+fn check_money(ctx: &Context<'_>, cost: &WorkloadCost, restart: bool) -> Option<Refusal> {
     let cap = ctx.spec.spending_cap.usd_per_hour.amount();
     if cost.worst_case_per_hour > cap {
         return Some(Refusal {
@@ -398,13 +453,19 @@ fn check_money(ctx: &Context<'_>, cost: &WorkloadCost, current: Decimal) -> Opti
             });
         }
     }
+    let pending = &ctx.money.pending;
+    let taken = if pending.by.is_empty() {
+        String::new()
+    } else {
+        format!("; approved before it: {}", pending.names())
+    };
     let account = ctx.money.others_worst_case_per_hour + cost.worst_case_per_hour;
     if account > ctx.money.account_cap_per_hour {
         return Some(Refusal {
             reason: "AccountCapExceeded",
             condition: CONDITION_SPEND_CAP_EXCEEDED,
             message: format!(
-                "worst case {} USD/h for the account (this workload {} USD/h) exceeds the account cap {} USD/h",
+                "worst case {} USD/h for the account (this workload {} USD/h) exceeds the account cap {} USD/h{taken}",
                 usd(account),
                 usd(cost.worst_case_per_hour),
                 usd(ctx.money.account_cap_per_hour)
@@ -419,19 +480,57 @@ fn check_money(ctx: &Context<'_>, cost: &WorkloadCost, current: Decimal) -> Opti
                 .to_string(),
         });
     };
-    let added = (cost.worst_case_per_hour - current).max(Decimal::ZERO);
-    let hour = spend + added;
+    let added = cost.worst_case_per_hour;
+    let hour = spend + pending.worst_per_hour + added;
     if balance < hour {
+        let approved = if pending.by.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " + {} USD/h approved before it for {}",
+                usd(pending.worst_per_hour),
+                pending.names()
+            )
+        };
         return Some(Refusal {
             reason: "InsufficientCredit",
             condition: CONDITION_INSUFFICIENT_CREDIT,
             message: format!(
-                "balance {} USD is below one hour of spend ({} USD/h now + {} USD/h new)",
+                "balance {} USD is below one hour of spend ({} USD/h now{approved} + {} USD/h new)",
                 usd(balance),
                 usd(spend),
                 usd(added)
             ),
         });
+    }
+    // What the credit policy would stop is not started: the same rule, seen from the start.
+    if ctx.money.credit_action == CreditAction::StopLowestPriority {
+        let margin = if restart { RESTART_MARGIN_HOURS } else { 0 };
+        let hours = ctx.money.minimum_runway_hours + margin;
+        let rate = spend + pending.expected_per_hour + cost.expected_per_hour;
+        if !rate.is_zero() && balance < rate * Decimal::from(hours) {
+            let why = if restart {
+                format!(
+                    "the minimum runway of {} hours plus {RESTART_MARGIN_HOURS} hour, so that what the credit policy stopped is not started again before the balance has room",
+                    ctx.money.minimum_runway_hours
+                )
+            } else {
+                format!(
+                    "the minimum runway of {} hours: the credit policy would stop it",
+                    ctx.money.minimum_runway_hours
+                )
+            };
+            return Some(Refusal {
+                reason: "RunwayTooShort",
+                condition: CONDITION_INSUFFICIENT_CREDIT,
+                message: format!(
+                    "balance {} USD would last {} hours at {} USD/h with it, under {why}{taken}",
+                    usd(balance),
+                    (balance / rate).round_dp(1),
+                    usd(rate)
+                ),
+            });
+        }
     }
     None
 }
@@ -475,6 +574,8 @@ struct Draft {
     stalled: Option<(&'static str, String)>,
     /// Held down on purpose by a policy (credit): not ready, not stalled, not progressing.
     suspended: Option<String>,
+    /// The spending action asked for, approved or refused.
+    spend: Option<Spend>,
 }
 
 impl Draft {
@@ -489,20 +590,56 @@ impl Draft {
             waiting: None,
             stalled: None,
             suspended: None,
+            spend: None,
         }
     }
 
-    /// The money rules in front of an action that spends: push it, or refuse with the figures.
-    /// An unknown price refuses too: the operator never guesses what it will spend.
-    fn spend(&mut self, ctx: &Context<'_>, cost: Option<&WorkloadCost>, action: Action) {
-        match cost.map(|c| check_money(ctx, c, Decimal::ZERO)) {
-            Some(None) => self.actions.push(action),
-            Some(Some(refusal)) => self.refuse(refusal),
-            None => self.refuse(Refusal {
+    /// The money rules in front of an action that spends: whether it may go, recording the
+    /// request (with `floor`, what the workload costs if refused) for the pass's budget. A
+    /// refusal says the figures. An unknown price refuses too: the operator never guesses
+    /// what it will spend.
+    fn admit(
+        &mut self,
+        ctx: &Context<'_>,
+        cost: Option<&WorkloadCost>,
+        floor: Decimal,
+        restart: bool,
+    ) -> bool {
+        let Some(cost) = cost else {
+            self.refuse(Refusal {
                 reason: "NoPrice",
                 condition: CONDITION_SPEND_CAP_EXCEEDED,
                 message: "no price is known for this configuration: nothing is started".to_string(),
-            }),
+            });
+            return false;
+        };
+        let refusal = check_money(ctx, cost, restart);
+        self.spend = Some(Spend {
+            worst_per_hour: cost.worst_case_per_hour,
+            expected_per_hour: cost.expected_per_hour,
+            floor_per_hour: floor,
+            approved: refusal.is_none(),
+        });
+        match refusal {
+            None => true,
+            Some(refusal) => {
+                self.refuse(refusal);
+                false
+            }
+        }
+    }
+
+    /// [`Draft::admit`], then push the action if it may go.
+    fn spend(
+        &mut self,
+        ctx: &Context<'_>,
+        cost: Option<&WorkloadCost>,
+        floor: Decimal,
+        action: Action,
+    ) {
+        let restart = matches!(action, Action::StartPod { .. });
+        if self.admit(ctx, cost, floor, restart) {
+            self.actions.push(action);
         }
     }
 
@@ -542,6 +679,7 @@ fn finish(
     if observe_only {
         // Report what would be done, do none of it.
         draft.actions.clear();
+        draft.spend = None;
     }
     // Money first.
     draft.actions.sort_by_key(|a| !a.saves_money());
@@ -646,6 +784,7 @@ fn finish(
         verdicts: draft.verdicts,
         cost,
         current_per_hour: draft.current_per_hour,
+        spend: draft.spend,
     }
 }
 
@@ -928,7 +1067,7 @@ fn plan_pod(
             request: pod_request(desired, &desired.gpu_types[0]),
             candidates: desired.gpu_types.clone(),
         };
-        draft.spend(ctx, cost, create);
+        draft.spend(ctx, cost, Decimal::ZERO, create);
         draft.drift.push(drift("pod", "exists", "missing"));
         return;
     };
@@ -1010,7 +1149,7 @@ fn plan_pod(
             draft.stalled = Some(("ReplaceNeedsApproval", message));
             return;
         }
-        draft.spend(ctx, cost, action);
+        draft.spend(ctx, cost, decimal(pod.cost), action);
         return;
     }
 
@@ -1022,9 +1161,12 @@ fn plan_pod(
         });
     }
     match (desired.running, pod.status.as_str()) {
-        (true, "EXITED" | "ERROR") => {
-            draft.spend(ctx, cost, Action::StartPod { id: pod.id.clone() })
-        }
+        (true, "EXITED" | "ERROR") => draft.spend(
+            ctx,
+            cost,
+            decimal(pod.cost),
+            Action::StartPod { id: pod.id.clone() },
+        ),
         (false, "RUNNING" | "PROVISIONING" | "STARTING") => draft.actions.push(Action::StopPod {
             id: pod.id.clone(),
             reason: "spec.state is Stopped".to_string(),
@@ -1225,7 +1367,7 @@ fn plan_endpoint(
         let create = Action::CreateEndpoint {
             request: endpoint_request(desired),
         };
-        draft.spend(ctx, cost, create);
+        draft.spend(ctx, cost, Decimal::ZERO, create);
         draft.drift.push(drift("endpoint", "exists", "missing"));
         return;
     };
@@ -1262,8 +1404,10 @@ fn plan_endpoint(
     if update == UpdateEndpoint::default() {
         return;
     }
-    if raises && let Some(Some(refusal)) = cost.map(|c| check_money(ctx, c, Decimal::ZERO)) {
-        draft.refuse(refusal);
+    // A refused scale-up leaves the endpoint as it is; what that costs at worst is not
+    // known here, so the declared worst case stands for it (never under-counted).
+    let floor = cost.map_or(Decimal::ZERO, |c| c.worst_case_per_hour);
+    if raises && !draft.admit(ctx, cost, floor, false) {
         return;
     }
     let saving = !raises

@@ -19,7 +19,9 @@ use crate::{
         cost::{Usage, network_volume_per_month, workload_cost},
         desired::{DesiredError, References, VolumeRef, desired},
         identity::{ADOPT_ANNOTATION, APPROVE_REPLACE_ANNOTATION, Owner},
-        plan::{Action, Context, Money, Observed, credit_victims, plan, plan_volume},
+        plan::{
+            Action, Context, Money, Observed, Pending, Spend, credit_victims, plan, plan_volume,
+        },
         prices::{HOURS_PER_MONTH, PriceCatalogue},
     },
 };
@@ -66,6 +68,8 @@ pub struct Item {
     pub hash: String,
     /// What happened to the first write, after [`apply_pass`].
     pub outcome: Option<Outcome>,
+    /// The spending action the plan asked for, approved or refused.
+    pub spend: Option<Spend>,
 }
 
 impl Item {
@@ -119,6 +123,7 @@ fn item(kind: &'static str, key: String) -> Item {
         delta_per_hour: Decimal::ZERO,
         hash: String::new(),
         outcome: None,
+        spend: None,
     }
 }
 
@@ -161,14 +166,18 @@ impl<'a> AccountView<'a> {
         }
     }
 
-    fn money(&self, own: Decimal, forced_down: Option<String>) -> Money {
+    fn money(&self, own: Decimal, forced_down: Option<String>, budget: &Budget) -> Money {
         Money {
             account_cap_per_hour: self.ws.account.spending_cap_usd_per_hour.amount(),
-            others_worst_case_per_hour: self.total_worst - own,
+            others_worst_case_per_hour: budget
+                .others_worst_per_hour
+                .unwrap_or(self.total_worst - own),
             balance: self.balance,
             spend_per_hour: self.spend,
             minimum_runway_hours: self.ws.account.credit_policy.minimum_runway_hours,
             forced_down,
+            credit_action: self.ws.account.credit_policy.action,
+            pending: budget.pending.clone(),
         }
     }
 
@@ -191,7 +200,7 @@ impl<'a> AccountView<'a> {
             &self.snapshot.volumes,
             known.as_deref(),
             adopt.as_deref(),
-            &self.money(hourly, None),
+            &self.money(hourly, None, &Budget::default()),
             self.prices,
         );
         Item {
@@ -241,6 +250,17 @@ impl<'a> AccountView<'a> {
 
     /// Plans one workload; `forced` is the credit policy's reason to stop it, if any.
     pub fn plan_workload(&self, workload: &GpuWorkload, forced: Option<String>) -> Item {
+        self.plan_within(workload, forced, &Budget::default())
+    }
+
+    /// Plans one workload within a budget: what the others take and what was approved
+    /// before it.
+    pub fn plan_within(
+        &self,
+        workload: &GpuWorkload,
+        forced: Option<String>,
+        budget: &Budget,
+    ) -> Item {
         let owner = owner_of(workload.namespace(), &workload.name_any(), workload.uid());
         let namespace = workload.namespace().unwrap_or_default();
         let base = item("GpuWorkload", owner.key());
@@ -291,7 +311,7 @@ impl<'a> AccountView<'a> {
                     adopt_id: adopt.as_deref(),
                     known_id: known.as_deref(),
                     prices: self.prices,
-                    money: self.money(worst_case(workload, self.prices), forced),
+                    money: self.money(worst_case(workload, self.prices), forced, budget),
                     stopped_volume_policy: workload
                         .spec
                         .stopped_volume_policy
@@ -314,6 +334,7 @@ impl<'a> AccountView<'a> {
                     expected_per_hour: p.cost.as_ref().map(|c| c.expected_per_hour),
                     delta_per_hour: p.delta_per_hour,
                     hash: p.hash,
+                    spend: p.spend,
                     ..base
                 }
             }
@@ -347,7 +368,68 @@ impl<'a> AccountView<'a> {
     }
 }
 
-/// Plans every object of the workspace against a snapshot of the account. Pure.
+/// What the other workloads of the account take from one workload's money rules. The default
+/// is what a lone reconcile sees: every other declared workload at its worst case, nothing
+/// approved before it.
+#[derive(Clone, Debug, Default)]
+pub struct Budget {
+    /// The others' worst case per hour, when a pass has worked it out.
+    pub others_worst_per_hour: Option<Decimal>,
+    /// Spending approved before this workload's and not yet billed.
+    pub pending: Pending,
+}
+
+/// Admits the spending actions of one pass against one budget, highest `spec.priority` first
+/// (then by name): each is weighed against the account cap and the credit rules with what
+/// was approved before it, so two creates that each fit alone cannot both pass when together
+/// they do not. A refused workload still takes what RunPod runs for it now (its
+/// [`Spend::floor_per_hour`]) from the account cap of the others. Pure.
+fn admit_in_order(view: &AccountView<'_>, workloads: &[GpuWorkload], planned: &mut [Item]) {
+    let candidates: Vec<usize> = (0..planned.len())
+        .filter(|i| planned[*i].spend.is_some())
+        .collect();
+    if candidates.len() < 2 {
+        // Alone, the default budget is already exact.
+        return;
+    }
+    let floor_of: Vec<Decimal> = planned
+        .iter()
+        .map(|p| p.spend.as_ref().map_or(Decimal::ZERO, |s| s.floor_per_hour))
+        .collect();
+    let declared: Decimal = candidates
+        .iter()
+        .map(|i| worst_case(&workloads[*i], view.prices))
+        .sum();
+    let floors: Decimal = candidates.iter().map(|i| floor_of[*i]).sum();
+    // Everything that asks for nothing, at its declared worst case, as a lone reconcile counts it.
+    let settled = view.total_worst - declared;
+    let mut order = candidates;
+    order.sort_by(|a, b| {
+        workloads[*b]
+            .spec
+            .priority
+            .cmp(&workloads[*a].spec.priority)
+            .then_with(|| planned[*a].key.cmp(&planned[*b].key))
+    });
+    let mut pending = Pending::default();
+    let mut approved_above_floor = Decimal::ZERO;
+    for i in order {
+        let budget = Budget {
+            others_worst_per_hour: Some(settled + floors - floor_of[i] + approved_above_floor),
+            pending: pending.clone(),
+        };
+        let item = view.plan_within(&workloads[i], None, &budget);
+        if let Some(spend) = item.spend.as_ref().filter(|s| s.approved) {
+            pending.add(&item.key, spend.worst_per_hour, spend.expected_per_hour);
+            approved_above_floor += spend.worst_per_hour - spend.floor_per_hour;
+        }
+        planned[i] = item;
+    }
+}
+
+/// Plans every object of the workspace against a snapshot of the account: the credit policy
+/// first (what it stops spends nothing), then the spending of every workload admitted against
+/// one budget. Pure.
 pub fn plan_workspace(
     ws: &Workspace,
     snapshot: &Snapshot,
@@ -379,6 +461,7 @@ pub fn plan_workspace(
             *slot = view.plan_workload(workload, Some(view.forced_reason(workload)));
         }
     }
+    admit_in_order(&view, &ws.workloads, &mut planned);
     items.extend(planned);
     items
 }

@@ -870,21 +870,23 @@ impl World {
 
     // ---- money rules -------------------------------------------------------------------------
 
-    /// Refuses a create or start whose hourly cost the balance cannot cover for an hour, or
-    /// that would take the account past its spend limit. Both answer 402.
+    /// Refuses a create or start (or a raise) when the balance cannot cover one hour of
+    /// everything running and provisioning plus the new cost, or when it would take the
+    /// account past its spend limit. Both answer 402.
     fn check_money(&self, key: &str, new_per_hour: Decimal) -> Outcome<()> {
         let account = &self.accounts[key];
-        if account.balance < new_per_hour {
+        let spend = self.spend_per_hour(key);
+        if account.balance < spend + new_per_hour {
             return Err(Refusal::new(
                 402,
                 format!(
-                    "Insufficient balance: deploying needs one hour of credit ({} USD), the balance is {} USD",
+                    "Insufficient balance: deploying needs one hour of credit for everything running ({} USD/h now + {} USD/h new), the balance is {} USD",
+                    spend.round_dp(4),
                     new_per_hour.round_dp(4),
                     account.balance.round_dp(4)
                 ),
             ));
         }
-        let spend = self.spend_per_hour(key);
         if spend + new_per_hour > account.spend_limit {
             return Err(Refusal::new(
                 402,
