@@ -532,10 +532,12 @@ fn credit_victims_are_the_lowest_priority_first_until_the_runway_is_back() {
         ("ml/chat".to_string(), 0, Decimal::from(2)),
     ];
     // $90 at $9/h is 10 hours; 24 are wanted. Stopping batch (-5) leaves $6/h: 15 h; then
-    // chat (0) leaves $4/h: 22.5 h; then train: done.
+    // chat (0) leaves $4/h: 22.5 h; then train: done. Then, highest priority first, what
+    // still fits 25 hours (24 + the restart margin) keeps running: train alone would last
+    // 22.5 h (stopped), chat alone 45 h (kept), batch with chat 18 h (stopped).
     assert_eq!(
         credit_victims(Decimal::from(90), Decimal::from(9), 24, &workloads),
-        ["ml/batch", "ml/chat", "ml/train"]
+        ["ml/batch", "ml/train"]
     );
     assert!(credit_victims(Decimal::from(1000), Decimal::from(9), 24, &workloads).is_empty());
 }

@@ -536,7 +536,11 @@ fn check_money(ctx: &Context<'_>, cost: &WorkloadCost, restart: bool) -> Option<
 }
 
 /// The workloads the credit policy stops, lowest priority first, until the runway is back:
-/// `(key, priority, cost per hour)` in, keys out. Pure, for the account's reconcile.
+/// `(key, priority, cost per hour)` in, keys out. Then, highest priority first, a chosen one
+/// that still fits with the restart margin (the minimum runway plus
+/// [`RESTART_MARGIN_HOURS`]) keeps running: the planner would start it again on the next
+/// pass, and the policy must never stop what the planner starts. Pure, for the account's
+/// reconcile.
 pub fn credit_victims(
     balance: Decimal,
     spend_per_hour: Decimal,
@@ -551,14 +555,26 @@ pub fn credit_victims(
         .collect();
     sorted.sort_by(|a, b| a.1.cmp(&b.1).then(b.2.cmp(&a.2)).then(a.0.cmp(&b.0)));
     let mut victims = Vec::new();
-    for (key, _, cost) in sorted {
+    for entry in sorted {
         if spend.is_zero() || balance / spend >= hours {
             break;
         }
-        victims.push(key.clone());
-        spend -= *cost;
+        victims.push(entry);
+        spend -= entry.2;
+    }
+    let with_margin = Decimal::from(minimum_runway_hours + RESTART_MARGIN_HOURS);
+    let mut kept = Vec::new();
+    for entry in victims.iter().rev() {
+        if balance >= (spend + entry.2) * with_margin {
+            spend += entry.2;
+            kept.push(entry.0.clone());
+        }
     }
     victims
+        .into_iter()
+        .filter(|(key, _, _)| !kept.contains(key))
+        .map(|(key, _, _)| key.clone())
+        .collect()
 }
 
 // ---- the plan -------------------------------------------------------------------------------------
@@ -1406,8 +1422,11 @@ fn plan_endpoint(
     }
     // A refused scale-up leaves the endpoint as it is; what that costs at worst is not
     // known here, so the declared worst case stands for it (never under-counted).
+    // An endpoint at zero workers (where the credit policy puts it) coming back up is a
+    // restart: it needs the margin too.
     let floor = cost.map_or(Decimal::ZERO, |c| c.worst_case_per_hour);
-    if raises && !draft.admit(ctx, cost, floor, false) {
+    let restart = endpoint.workers.max == Some(0);
+    if raises && !draft.admit(ctx, cost, floor, restart) {
         return;
     }
     let saving = !raises

@@ -62,6 +62,8 @@ pub struct Item {
     pub worst_case_per_hour: Option<Decimal>,
     /// Expected USD per hour.
     pub expected_per_hour: Option<Decimal>,
+    /// What the tracked object costs per hour now (a stopped pod: what RunPod reports).
+    pub current_per_hour: Decimal,
     /// How the hourly cost changes when the plan is done.
     pub delta_per_hour: Decimal,
     /// The plan's hash.
@@ -120,6 +122,7 @@ fn item(kind: &'static str, key: String) -> Item {
         state: None,
         worst_case_per_hour: None,
         expected_per_hour: None,
+        current_per_hour: Decimal::ZERO,
         delta_per_hour: Decimal::ZERO,
         hash: String::new(),
         outcome: None,
@@ -332,6 +335,7 @@ impl<'a> AccountView<'a> {
                     state: p.state,
                     worst_case_per_hour: p.cost.as_ref().map(|c| c.worst_case_per_hour),
                     expected_per_hour: p.cost.as_ref().map(|c| c.expected_per_hour),
+                    current_per_hour: p.current_per_hour,
                     delta_per_hour: p.delta_per_hour,
                     hash: p.hash,
                     spend: p.spend,
@@ -447,13 +451,7 @@ pub fn plan_workspace(
         .workloads
         .iter()
         .zip(&planned)
-        .map(|(w, item)| {
-            let cost = item
-                .expected_per_hour
-                .filter(|_| item.runpod_id.is_some())
-                .unwrap_or_default();
-            (item.key.clone(), w.spec.priority, cost)
-        })
+        .map(|(w, item)| (item.key.clone(), w.spec.priority, item.current_per_hour))
         .collect();
     let victims = view.credit_victims(&current);
     for (workload, slot) in ws.workloads.iter().zip(planned.iter_mut()) {
