@@ -415,6 +415,74 @@ async fn nothing_is_written_when_a_money_rule_refuses() {
     );
 }
 
+// ---- money for the account as a whole -------------------------------------------------------
+
+/// Two copies of the training pod (2 x A100, 3.81 USD/h each) under other names.
+fn two_training_pods(account: Value) -> Workspace {
+    let mut ws = examples();
+    ws.account = serde_json::from_value(account).unwrap();
+    ws.volumes.clear();
+    let pod = ws
+        .workloads
+        .iter()
+        .find(|w| w.metadata.name.as_deref() == Some("llama-finetune"))
+        .unwrap()
+        .clone();
+    ws.workloads = ["pod-a", "pod-b"]
+        .iter()
+        .map(|name| {
+            let mut copy = pod.clone();
+            copy.metadata.name = Some(name.to_string());
+            copy
+        })
+        .collect();
+    ws
+}
+
+/// $5 of credit and two 3.81 USD/h pods: one is created, the other refused with the figures,
+/// and over 10 passes RunPod sees no stop and no start, with either credit policy.
+#[tokio::test]
+async fn five_dollars_and_two_pods_create_exactly_one_and_nothing_flaps() {
+    for policy in [
+        json!({"action": "Alert"}),
+        json!({"action": "StopLowestPriority", "minimumRunwayHours": 1}),
+    ] {
+        let op = Operator::start(SimConfig {
+            balance: Decimal::from(5),
+            ..SimConfig::default()
+        })
+        .await;
+        let ws = two_training_pods(json!({
+            "apiKeySecretRef": {"namespace": "x", "name": "y"},
+            "creditPolicy": policy,
+        }));
+        let first = op.pass(&ws).await;
+        let b = first
+            .items
+            .iter()
+            .find(|i| i.key == "research/pod-b")
+            .unwrap();
+        assert!(b.actions.is_empty(), "{policy}: {:?}", b.actions);
+        assert_eq!(
+            b.reason().unwrap().message,
+            "balance 5.00 USD is below one hour of spend (0.00 USD/h now + 3.81 USD/h approved before it for research/pod-a + 3.81 USD/h new)"
+        );
+        for _ in 0..10 {
+            op.sim.sim.advance(30);
+            op.pass(&ws).await;
+        }
+        assert_eq!(op.calls("POST", "/v2/pods"), 1, "{policy}");
+        let stops_and_starts = op
+            .sim
+            .sim
+            .requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/stop") || r.path.ends_with("/start"))
+            .count();
+        assert_eq!(stops_and_starts, 0, "{policy}");
+    }
+}
+
 // ---- steady state ---------------------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -756,6 +756,38 @@ async fn a_create_needs_one_hour_of_credit() {
 }
 
 #[tokio::test]
+async fn one_hour_of_credit_covers_everything_running_and_provisioning_not_each_pod_alone() {
+    // $5: one 2 x A100 pod (3.81 USD/h) fits an hour; a second would need 7.63.
+    let h = Harness::with(SimConfig {
+        balance: "5".parse().unwrap(),
+        ..SimConfig::default()
+    })
+    .await;
+    let pod = |name: &str| json!({"name": name, "image": "i", "gpu": {"id": A100, "count": 2}});
+    assert_eq!(
+        h.post("/v2/pods", pod("a")).await.status,
+        StatusCode::CREATED
+    );
+    let second = h.post("/v2/pods", pod("b")).await;
+    assert_eq!(second.status, StatusCode::PAYMENT_REQUIRED);
+    let detail = second.body["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with(
+            "Insufficient balance: deploying needs one hour of credit for everything running"
+        ),
+        "{detail}"
+    );
+    assert_eq!(
+        h.get("/v2/pods").await.body["pods"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    h.assert_conformant();
+}
+
+#[tokio::test]
 async fn a_create_past_the_spend_limit_is_refused() {
     let h = Harness::start().await;
     h.admin("account", json!({"spendLimit": "5"})).await;
