@@ -12,7 +12,12 @@ use runpod_operator::{
         validate::{Manifest, parse_manifests},
     },
     engine::prices::PriceCatalogue,
-    reconcile::{Report, Workspace, apply_pass, executor::Outcome, inventory::Inventory},
+    reconcile::{
+        Report, Workspace, apply_pass,
+        executor::{Outcome, execute},
+        inventory::Inventory,
+        plan_workspace,
+    },
     runpod::{Client, ClientConfig},
     sim::{self, SimConfig, SimHandle},
     tls,
@@ -481,6 +486,91 @@ async fn five_dollars_and_two_pods_create_exactly_one_and_nothing_flaps() {
             .count();
         assert_eq!(stops_and_starts, 0, "{policy}");
     }
+}
+
+// ---- the inventory under concurrency ------------------------------------------------------------
+
+/// A create answered while a refresh is reading its lists survives the refresh: the list of
+/// pods was read before the pod existed, and the next plan must still see the pod (else it
+/// creates a second one: the controller's start-up duplicate).
+#[tokio::test]
+async fn a_create_recorded_while_a_refresh_is_in_flight_survives_it() {
+    let op = Operator::start(funded()).await;
+    let ws = two_training_pods(json!({"apiKeySecretRef": {"namespace": "x", "name": "y"}}));
+    op.inventory.refresh().await.unwrap();
+    let items = plan_workspace(&ws, &op.inventory.snapshot(), &op.prices, Timestamp::now());
+    let create = items[0].actions[0].clone();
+    // The endpoints list (`/v2/serverless`, read after the pods list) is slow: the create
+    // lands in between.
+    op.admin(
+        reqwest::Method::PUT,
+        "/_sim/faults",
+        json!({"rules": [{"method": "GET", "path": "/v2/serverless", "kind": "latency", "latencyMs": 400}]}),
+    )
+    .await;
+    let (refreshed, outcome) = tokio::join!(op.inventory.refresh(), async {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        execute(&create, &op.inventory).await
+    });
+    refreshed.unwrap();
+    let Outcome::Done(id) = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(
+        op.inventory.snapshot().pods.iter().any(|p| p.id == id),
+        "the refresh erased the pod created while it ran"
+    );
+    let again = plan_workspace(&ws, &op.inventory.snapshot(), &op.prices, Timestamp::now());
+    assert!(
+        !again[0]
+            .actions
+            .iter()
+            .any(|a| matches!(a, runpod_operator::engine::plan::Action::CreatePod { .. })),
+        "{:?}",
+        again[0].actions
+    );
+}
+
+/// Reconciles that find the inventory due at the same moment share one refresh.
+#[tokio::test]
+async fn concurrent_reconciles_share_one_refresh() {
+    let op = Operator::start(funded()).await;
+    let inventory = Inventory::new(client_for(&op.sim), Duration::from_secs(60));
+    op.admin(
+        reqwest::Method::PUT,
+        "/_sim/faults",
+        json!({"rules": [{"method": "GET", "path": "/v2/pods", "kind": "latency", "latencyMs": 200}]}),
+    )
+    .await;
+    let results = futures::future::join_all((0..8).map(|_| inventory.ensure_fresh())).await;
+    assert!(results.iter().all(Result::is_ok));
+    assert_eq!(op.calls("GET", "/v2/pods"), 1);
+}
+
+/// The spending ledger: a reconcile that planned against an older ledger cannot reserve;
+/// spending stays pending until a refresh that began after the write ended.
+#[tokio::test]
+async fn the_spending_ledger_lets_one_reconcile_spend_the_same_dollars() {
+    let op = Operator::start(funded()).await;
+    let inventory = &op.inventory;
+    let (_, seen_by_a) = inventory.pending("ml/a");
+    let (_, seen_by_b) = inventory.pending("ml/b");
+    assert!(inventory.reserve("ml/a", Decimal::from(4), Decimal::from(4), seen_by_a));
+    assert!(!inventory.reserve("ml/b", Decimal::from(4), Decimal::from(4), seen_by_b));
+    let (pending, version) = inventory.pending("ml/b");
+    assert_eq!(pending.worst_per_hour, Decimal::from(4));
+    assert_eq!(pending.by, ["ml/a"]);
+    assert!(
+        inventory.pending("ml/a").0.by.is_empty(),
+        "its own spending is not its budget"
+    );
+    // A failed write releases; a sent one stays until a later refresh.
+    assert!(inventory.reserve("ml/b", Decimal::from(2), Decimal::from(2), version));
+    inventory.settle("ml/b", false);
+    inventory.settle("ml/a", true);
+    assert_eq!(inventory.pending("ml/x").0.by, ["ml/a"]);
+    inventory.refresh().await.unwrap();
+    assert!(inventory.pending("ml/x").0.by.is_empty());
 }
 
 // ---- steady state ---------------------------------------------------------------------------------------------

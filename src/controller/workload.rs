@@ -16,8 +16,8 @@ use rust_decimal::Decimal;
 use super::{Context, Error, account_name, apply_status, finalized};
 use crate::{
     api::{
-        CONDITION_READY, CONDITION_SPEND_CAP_EXCEEDED, DeletionPolicy, GpuWorkload,
-        GpuWorkloadStatus, ManagementPolicy, RunPodAccount,
+        CONDITION_INSUFFICIENT_CREDIT, CONDITION_READY, CONDITION_SPEND_CAP_EXCEEDED,
+        DeletionPolicy, GpuWorkload, GpuWorkloadStatus, ManagementPolicy, RunPodAccount,
     },
     engine::{
         identity::Owner,
@@ -25,7 +25,8 @@ use crate::{
         status::{Observation, workload_status},
     },
     reconcile::{
-        AccountView, Item, Workspace, executor::Outcome, executor::execute, inventory::Snapshot,
+        AccountView, Budget, Item, Workspace, executor::Outcome, executor::execute,
+        inventory::Snapshot,
     },
     runpod::ErrorClass,
 };
@@ -207,7 +208,13 @@ async fn apply(w: Arc<GpuWorkload>, ctx: &Context) -> Result<Action, Error> {
     let snapshot = runtime.inventory.snapshot();
     let now = Timestamp::now();
     let view = AccountView::new(&ws, &snapshot, &ctx.prices, now);
-    let mut item = view.plan_workload(&w, None);
+    // What other reconciles of the account approved and RunPod does not bill yet.
+    let (pending, ledger) = runtime.inventory.pending(&key);
+    let budget = Budget {
+        others_worst_per_hour: None,
+        pending,
+    };
+    let mut item = view.plan_within(&w, None, &budget);
     let current: Vec<(String, i32, Decimal)> = ws
         .workloads
         .iter()
@@ -222,13 +229,32 @@ async fn apply(w: Arc<GpuWorkload>, ctx: &Context) -> Result<Action, Error> {
         })
         .collect();
     if view.credit_victims(&current).contains(&key) {
-        item = view.plan_workload(&w, Some(view.forced_reason(&w)));
+        item = view.plan_within(&w, Some(view.forced_reason(&w)), &budget);
     }
 
-    // One write per pass.
+    // One write per pass. Spending is reserved in the account's ledger first, so two
+    // reconciles cannot both spend the same dollars; one that lost the race plans again.
     let mut outcome = None;
     if let Some(step) = item.actions.iter().find(|a| a.writes()).cloned() {
+        let spending = item
+            .spend
+            .as_ref()
+            .filter(|s| s.approved && !step.saves_money());
+        if let Some(spend) = spending
+            && !runtime.inventory.reserve(
+                &key,
+                spend.worst_per_hour,
+                spend.expected_per_hour,
+                ledger,
+            )
+        {
+            return Ok(Action::requeue(Duration::from_secs(1)));
+        }
         let result = execute(&step, &runtime.inventory).await;
+        if spending.is_some() {
+            let may_have_spent = matches!(result, Outcome::Done(_) | Outcome::Unknown(_));
+            runtime.inventory.settle(&key, may_have_spent);
+        }
         tracing::info!(workload = %key, action = %step.describe(), outcome = %result.describe(), "applied");
         announce(&w, ctx, &step, &result, &item).await;
         outcome = Some((step, result));
@@ -249,18 +275,20 @@ async fn apply(w: Arc<GpuWorkload>, ctx: &Context) -> Result<Action, Error> {
         .and_then(|s| s.conditions.iter().find(|c| c.type_ == CONDITION_READY))
         .map(|c| c.status == "True");
     let status = write_status(&w, ctx, &item, current_per_hour).await?;
-    let refused_now = status
-        .conditions
-        .iter()
-        .any(|c| c.type_ == CONDITION_SPEND_CAP_EXCEEDED && c.status == "True");
-    let refused_before = w.status.as_ref().is_some_and(|s| {
-        s.conditions
-            .iter()
-            .any(|c| c.type_ == CONDITION_SPEND_CAP_EXCEEDED && c.status == "True")
-    });
-    if refused_now && !refused_before {
-        let message = item.reason().map(|r| r.message.clone()).unwrap_or_default();
-        ctx.event(&*w, true, "SpendCapRefused", message).await;
+    // A refusal is announced once, on its edge, not on every pass.
+    for (kind, event) in [
+        (CONDITION_SPEND_CAP_EXCEEDED, "SpendCapRefused"),
+        (CONDITION_INSUFFICIENT_CREDIT, "CreditRefused"),
+    ] {
+        let refused_now = refused(&status.conditions, kind);
+        let refused_before = w
+            .status
+            .as_ref()
+            .is_some_and(|s| refused(&s.conditions, kind));
+        if refused_now && !refused_before {
+            let message = item.reason().map(|r| r.message.clone()).unwrap_or_default();
+            ctx.event(&*w, true, event, message).await;
+        }
     }
     let ready = item.ready();
     if previous_ready != Some(ready) && ready {
@@ -285,6 +313,17 @@ async fn apply(w: Arc<GpuWorkload>, ctx: &Context) -> Result<Action, Error> {
             ))))
         }
     }
+}
+
+/// Whether a money rule refuses the workload by condition `kind` (a short runway that refuses
+/// nothing, `LowRunway`, is a report, not a refusal).
+fn refused(
+    conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+    kind: &str,
+) -> bool {
+    conditions
+        .iter()
+        .any(|c| c.type_ == kind && c.status == "True" && c.reason != "LowRunway")
 }
 
 /// What the tracked object costs per hour: a pod's reported cost, else the expected cost.

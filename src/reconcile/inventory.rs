@@ -1,15 +1,26 @@
 //! The account inventory: one cached view of an account's pods, endpoints and network
 //! volumes (and its balance), refreshed by one list call per kind on the resync interval and
 //! updated after every write. Observing N workloads costs three list calls, not N GETs.
+//!
+//! One refresh per account runs at a time, and a write recorded while a refresh is in flight
+//! survives it: each write gets a sequence number, and the refresh lays the writes made since
+//! it began over what its lists saw (a list that answered before a create cannot erase it).
+//! The inventory also keeps the account's spending ledger: what reconciles have approved and
+//! sent and RunPod's figures do not show yet, so two reconciles cannot spend the same dollars.
 
 use std::{
     sync::{Mutex, MutexGuard},
     time::{Duration, Instant},
 };
 
-use crate::runpod::{
-    Client, Error,
-    types::{Account, Endpoint, NetworkVolume, Pod},
+use rust_decimal::Decimal;
+
+use crate::{
+    engine::plan::Pending,
+    runpod::{
+        Client, Error,
+        types::{Account, Endpoint, NetworkVolume, Pod},
+    },
 };
 
 /// What RunPod holds for one account, as last seen.
@@ -25,10 +36,63 @@ pub struct Snapshot {
     pub account: Option<Account>,
 }
 
+/// A write RunPod answered, kept until a refresh that began after it.
+#[derive(Clone, Debug)]
+enum Write {
+    Pod(Pod),
+    PodGone(String),
+    Endpoint(Endpoint),
+    EndpointGone(String),
+    Volume(NetworkVolume),
+    VolumeGone(String),
+}
+
+impl Write {
+    fn apply(&self, snapshot: &mut Snapshot) {
+        match self {
+            Self::Pod(pod) => {
+                snapshot.pods.retain(|p| p.id != pod.id);
+                snapshot.pods.push(pod.clone());
+            }
+            Self::PodGone(id) => snapshot.pods.retain(|p| &p.id != id),
+            Self::Endpoint(endpoint) => {
+                snapshot.endpoints.retain(|e| e.id != endpoint.id);
+                snapshot.endpoints.push(endpoint.clone());
+            }
+            Self::EndpointGone(id) => snapshot.endpoints.retain(|e| &e.id != id),
+            Self::Volume(volume) => {
+                snapshot.volumes.retain(|v| v.id != volume.id);
+                snapshot.volumes.push(volume.clone());
+            }
+            Self::VolumeGone(id) => snapshot.volumes.retain(|v| &v.id != id),
+        }
+    }
+}
+
+/// Spending one workload's reconcile approved: reserved before the write is sent, kept until
+/// a refresh that began after the write ended (RunPod's spend figure then counts it).
+#[derive(Clone, Debug)]
+struct Sent {
+    key: String,
+    worst_per_hour: Decimal,
+    expected_per_hour: Decimal,
+    /// The write sequence number when the write ended; `None` while in flight.
+    ended: Option<u64>,
+}
+
 struct State {
     snapshot: Snapshot,
     refreshed_at: Option<Instant>,
     stale: bool,
+    /// The last write's sequence number.
+    seq: u64,
+    /// Writes not yet covered by a refresh that began after them.
+    writes: Vec<(u64, Write)>,
+    /// The spending ledger.
+    sent: Vec<Sent>,
+    /// Moves on every reservation and release, so a reconcile that planned against an older
+    /// ledger plans again.
+    ledger_version: u64,
 }
 
 /// The cached view of one account.
@@ -36,6 +100,8 @@ pub struct Inventory {
     client: Client,
     resync: Duration,
     state: Mutex<State>,
+    /// One refresh at a time.
+    refreshing: tokio::sync::Mutex<()>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -52,7 +118,12 @@ impl Inventory {
                 snapshot: Snapshot::default(),
                 refreshed_at: None,
                 stale: true,
+                seq: 0,
+                writes: Vec::new(),
+                sent: Vec::new(),
+                ledger_version: 0,
             }),
+            refreshing: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -61,34 +132,63 @@ impl Inventory {
         &self.client
     }
 
-    /// Reads everything again: three list calls and the account query.
+    /// Reads everything again: three list calls and the account query. Waits for a refresh
+    /// already running, then reads again (deletion wants what RunPod holds now).
     pub async fn refresh(&self) -> Result<(), Error> {
+        let _one = self.refreshing.lock().await;
+        self.read_all().await
+    }
+
+    async fn read_all(&self) -> Result<(), Error> {
+        let began = lock(&self.state).seq;
         let pods = self.client.list_pods().await?;
         let endpoints = self.client.list_endpoints().await?;
         let volumes = self.client.list_network_volumes().await?;
         let account = self.client.account().await.ok();
         let mut state = lock(&self.state);
-        state.snapshot = Snapshot {
+        let mut snapshot = Snapshot {
             pods,
             endpoints,
             volumes,
             account,
         };
+        // What was written while the lists were read may be missing from them: lay it over.
+        for (_, write) in state.writes.iter().filter(|(seq, _)| *seq > began) {
+            write.apply(&mut snapshot);
+        }
+        state.writes.retain(|(seq, _)| *seq > began);
+        // Spending that ended before the reads began is in the account's figures now.
+        let before = state.sent.len();
+        state.sent.retain(|s| s.ended.is_none_or(|end| end > began));
+        if state.sent.len() != before {
+            state.ledger_version += 1;
+        }
+        state.snapshot = snapshot;
         state.refreshed_at = Some(Instant::now());
         state.stale = false;
         Ok(())
     }
 
-    /// Refreshes when the resync interval has passed or a write's outcome is unknown.
+    fn due(&self) -> bool {
+        let state = lock(&self.state);
+        state.stale
+            || state
+                .refreshed_at
+                .is_none_or(|t| t.elapsed() >= self.resync)
+    }
+
+    /// Refreshes when the resync interval has passed or a write's outcome is unknown. Callers
+    /// that arrive while a refresh runs wait for it instead of starting their own.
     pub async fn ensure_fresh(&self) -> Result<(), Error> {
-        let due = {
-            let state = lock(&self.state);
-            state.stale
-                || state
-                    .refreshed_at
-                    .is_none_or(|t| t.elapsed() >= self.resync)
-        };
-        if due { self.refresh().await } else { Ok(()) }
+        if !self.due() {
+            return Ok(());
+        }
+        let _one = self.refreshing.lock().await;
+        if self.due() {
+            self.read_all().await
+        } else {
+            Ok(())
+        }
     }
 
     /// Forces the next [`Inventory::ensure_fresh`] to read RunPod again (after an unknown
@@ -102,39 +202,93 @@ impl Inventory {
         lock(&self.state).snapshot.clone()
     }
 
+    fn record(&self, write: Write) {
+        let mut state = lock(&self.state);
+        state.seq += 1;
+        let seq = state.seq;
+        write.apply(&mut state.snapshot);
+        state.writes.push((seq, write));
+    }
+
     /// Records a pod a write returned.
     pub fn put_pod(&self, pod: Pod) {
-        let mut state = lock(&self.state);
-        state.snapshot.pods.retain(|p| p.id != pod.id);
-        state.snapshot.pods.push(pod);
+        self.record(Write::Pod(pod));
     }
 
     /// Forgets a deleted pod.
     pub fn remove_pod(&self, id: &str) {
-        lock(&self.state).snapshot.pods.retain(|p| p.id != id);
+        self.record(Write::PodGone(id.to_string()));
     }
 
     /// Records an endpoint a write returned.
     pub fn put_endpoint(&self, endpoint: Endpoint) {
-        let mut state = lock(&self.state);
-        state.snapshot.endpoints.retain(|e| e.id != endpoint.id);
-        state.snapshot.endpoints.push(endpoint);
+        self.record(Write::Endpoint(endpoint));
     }
 
     /// Forgets a deleted endpoint.
     pub fn remove_endpoint(&self, id: &str) {
-        lock(&self.state).snapshot.endpoints.retain(|e| e.id != id);
+        self.record(Write::EndpointGone(id.to_string()));
     }
 
     /// Records a volume a write returned.
     pub fn put_volume(&self, volume: NetworkVolume) {
-        let mut state = lock(&self.state);
-        state.snapshot.volumes.retain(|v| v.id != volume.id);
-        state.snapshot.volumes.push(volume);
+        self.record(Write::Volume(volume));
     }
 
     /// Forgets a deleted volume.
     pub fn remove_volume(&self, id: &str) {
-        lock(&self.state).snapshot.volumes.retain(|v| v.id != id);
+        self.record(Write::VolumeGone(id.to_string()));
+    }
+
+    // ---- the spending ledger ------------------------------------------------------------------
+
+    /// Spending approved by other workloads' reconciles and not yet in RunPod's figures, and
+    /// the ledger version to reserve against.
+    pub fn pending(&self, except: &str) -> (Pending, u64) {
+        let state = lock(&self.state);
+        let mut pending = Pending::default();
+        for sent in state.sent.iter().filter(|s| s.key != except) {
+            pending.add(&sent.key, sent.worst_per_hour, sent.expected_per_hour);
+        }
+        (pending, state.ledger_version)
+    }
+
+    /// Reserves `key`'s spending before its write is sent, if the ledger is still the one
+    /// its plan saw (`version`); `false` means another reconcile spent first: plan again.
+    pub fn reserve(
+        &self,
+        key: &str,
+        worst_per_hour: Decimal,
+        expected_per_hour: Decimal,
+        version: u64,
+    ) -> bool {
+        let mut state = lock(&self.state);
+        if state.ledger_version != version {
+            return false;
+        }
+        state.ledger_version += 1;
+        state.sent.retain(|s| s.key != key);
+        state.sent.push(Sent {
+            key: key.to_string(),
+            worst_per_hour,
+            expected_per_hour,
+            ended: None,
+        });
+        true
+    }
+
+    /// `key`'s write ended: if it may have spent (`sent`), the reservation stays until a
+    /// refresh sees it; if nothing was made, it is released.
+    pub fn settle(&self, key: &str, sent: bool) {
+        let mut state = lock(&self.state);
+        let seq = state.seq;
+        if sent {
+            for s in state.sent.iter_mut().filter(|s| s.key == key) {
+                s.ended = Some(seq);
+            }
+        } else {
+            state.sent.retain(|s| s.key != key);
+            state.ledger_version += 1;
+        }
     }
 }
