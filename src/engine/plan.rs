@@ -13,7 +13,7 @@
 //!    workload cap, the account cap, and the credit rule (one hour of current spend, plus what
 //!    was already approved and is not billed yet, plus the new cost). Under the
 //!    `StopLowestPriority` credit policy, nothing is started that the policy would stop: the
-//!    runway after it must stay at the policy's minimum, and a pod restart needs one hour more
+//!    runway after it must stay at the policy's minimum, and a restart needs one hour more
 //!    (so what the policy stopped stays stopped until the balance has room). A refusal says the
 //!    figures. The plan records what it asked to spend ([`Spend`]), so a pass can admit the
 //!    spending of many workloads against one budget.
@@ -56,8 +56,9 @@ pub const CONDITION_STOPPED_TOO_LONG: &str = "StoppedTooLong";
 /// How long to wait before looking again while something is in progress.
 pub const RECHECK_SOON: Duration = Duration::from_secs(10);
 
-/// Hours of runway, on top of the credit policy's minimum, that a restart of a stopped pod
-/// needs: what the policy stopped is not started again by the next pass that sees it stopped.
+/// Hours of runway, on top of the credit policy's minimum, that a restart needs (a stopped
+/// pod started, an endpoint at zero workers scaled up): what the policy stopped is not started
+/// again by the next pass that sees it stopped.
 pub const RESTART_MARGIN_HOURS: u32 = 1;
 
 /// Spending that is approved but not yet in RunPod's figures: the earlier spending actions of
@@ -425,7 +426,8 @@ struct Refusal {
 }
 
 /// The money rules for an action that raises this workload's cost to `cost`. `restart` is a
-/// start of a stopped pod, which needs the restart margin under the credit policy.
+/// start of a stopped pod or a scale-up of an endpoint at zero workers, which needs the
+/// restart margin under the credit policy.
 fn check_money(ctx: &Context<'_>, cost: &WorkloadCost, restart: bool) -> Option<Refusal> {
     let cap = ctx.spec.spending_cap.usd_per_hour.amount();
     if cost.worst_case_per_hour > cap {
