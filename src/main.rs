@@ -1,6 +1,6 @@
 //! The `runpod-operator` binary: parse flags, set up logging, hand over to the library.
 
-use std::process::ExitCode;
+use std::{io::IsTerminal, process::ExitCode};
 
 use clap::Parser;
 use runpod_operator::cli::{self, Cli};
@@ -10,7 +10,9 @@ fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     let logs = tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_new(&cli.log)?)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colour only on a terminal: a log file or a collector gets plain text.
+        .with_ansi(std::io::stderr().is_terminal());
     match cli.log_format {
         cli::LogFormat::Text => logs.init(),
         cli::LogFormat::Json => logs.json().init(),

@@ -95,6 +95,7 @@ async fn the_controller_runs_a_workload_on_a_real_cluster() {
         lease_namespace: NS.to_string(),
         lease_name: "e2e".to_string(),
         identity: "e2e".to_string(),
+        lease: Default::default(),
     };
     let metrics = Arc::new(Metrics::default());
     let probe = Probe {

@@ -514,12 +514,16 @@ async fn of_two_instances_sharing_one_lease_only_the_leader_writes() {
     let writes = Arc::new(Mutex::new(Vec::new()));
     let instance = |name: &'static str, rx| {
         let (ctx, w, writes) = (s.ctx.clone(), w.clone(), writes.clone());
-        tokio::spawn(leader::lead(rx, move || async move {
-            workload::reconcile(Arc::new(w), ctx).await.unwrap();
-            writes.lock().unwrap().push(name);
-            // Keep leading until told otherwise.
-            std::future::pending::<()>().await;
-        }))
+        tokio::spawn(leader::lead(
+            rx,
+            move || async move {
+                workload::reconcile(Arc::new(w), ctx).await.unwrap();
+                writes.lock().unwrap().push(name);
+                // Keep leading until told otherwise.
+                std::future::pending::<()>().await;
+            },
+            std::future::pending::<()>(),
+        ))
     };
     let a = instance("first", first);
     let b = instance("second", second);

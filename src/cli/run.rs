@@ -49,6 +49,7 @@ pub(super) fn run(args: &RunArgs) -> Result<ExitCode, CliError> {
         lease_namespace: args.lease_namespace.clone(),
         lease_name: args.lease_name.clone(),
         identity,
+        lease: Default::default(),
     };
     let runtime = tokio::runtime::Runtime::new().map_err(|source| CliError::Io {
         what: "the async runtime".into(),

@@ -20,6 +20,9 @@ use crate::{
 
 /// The reconcile entry.
 pub async fn reconcile(account: Arc<RunPodAccount>, ctx: Arc<Context>) -> Result<Action, Error> {
+    if let Some(wait) = ctx.wait_for_stores() {
+        return Ok(wait);
+    }
     let timer = ctx.metrics.start("RunPodAccount");
     let result = apply(&account, &ctx).await;
     timer.finish(&result);

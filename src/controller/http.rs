@@ -7,6 +7,7 @@ use std::sync::{
 };
 
 use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
+use kube::ResourceExt;
 
 use super::{Context, metrics::Metrics};
 
@@ -38,7 +39,24 @@ async fn readyz(State(probe): State<Probe>) -> impl IntoResponse {
 
 async fn metrics(State(probe): State<Probe>) -> impl IntoResponse {
     if let Some(ctx) = probe.context.get() {
+        // Series of objects the watches no longer hold go (a deleted workload, an account
+        // removed); only once the watches have synced, so a fresh leader drops nothing real.
+        let synced = ctx.synced.all();
+        let accounts: std::collections::BTreeSet<String> =
+            ctx.accounts.state().iter().map(|a| a.name_any()).collect();
+        if synced {
+            let workloads = ctx
+                .workloads
+                .state()
+                .iter()
+                .map(|w| (w.namespace().unwrap_or_default(), w.name_any()))
+                .collect();
+            probe.metrics.retain(&workloads, &accounts);
+        }
         for (account, runtime) in ctx.runtimes.all() {
+            if synced && !accounts.contains(&account) {
+                continue;
+            }
             probe
                 .metrics
                 .runpod(&account, &runtime.inventory.client().budget());

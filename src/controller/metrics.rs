@@ -3,6 +3,7 @@
 //! and each account's balance and runway.
 
 use std::{
+    collections::BTreeSet,
     sync::{Mutex, atomic::AtomicU64},
     time::Instant,
 };
@@ -59,6 +60,10 @@ pub struct AccountLabel {
 
 type FloatGauge = Gauge<f64, AtomicU64>;
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Every metric of the operator.
 pub struct Metrics {
     registry: Registry,
@@ -72,6 +77,9 @@ pub struct Metrics {
     balance: Family<AccountLabel, FloatGauge>,
     runway: Family<AccountLabel, FloatGauge>,
     seen_requests: Mutex<std::collections::HashMap<RouteOutcome, u64>>,
+    /// Workloads (`namespace`, `name`) and accounts with series, for [`Metrics::retain`].
+    workloads: Mutex<BTreeSet<(String, String)>>,
+    accounts: Mutex<BTreeSet<String>>,
 }
 
 impl Default for Metrics {
@@ -145,6 +153,8 @@ impl Default for Metrics {
             balance,
             runway,
             seen_requests: Mutex::default(),
+            workloads: Mutex::default(),
+            accounts: Mutex::default(),
         }
     }
 }
@@ -209,6 +219,49 @@ impl Metrics {
             .get_or_create(&label)
             .set(cost_per_hour.to_f64().unwrap_or(0.0));
         self.drift.get_or_create(&label).set(drift as i64);
+        lock(&self.workloads).insert((namespace.to_string(), name.to_string()));
+    }
+
+    /// Drops the series of a workload that is gone (deleted, or not this instance's any more).
+    pub fn forget_workload(&self, namespace: &str, name: &str) {
+        let label = WorkloadLabel {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        };
+        self.cost.remove(&label);
+        self.drift.remove(&label);
+        lock(&self.workloads).remove(&(namespace.to_string(), name.to_string()));
+    }
+
+    /// Keeps only the workload and account series `live` names (called at scrape time with
+    /// what the watches hold, so a deleted object leaves no series behind).
+    pub fn retain(
+        &self,
+        live_workloads: &BTreeSet<(String, String)>,
+        live_accounts: &BTreeSet<String>,
+    ) {
+        let gone: Vec<(String, String)> = lock(&self.workloads)
+            .iter()
+            .filter(|k| !live_workloads.contains(*k))
+            .cloned()
+            .collect();
+        for (namespace, name) in gone {
+            self.forget_workload(&namespace, &name);
+        }
+        let gone: Vec<String> = lock(&self.accounts)
+            .iter()
+            .filter(|a| !live_accounts.contains(*a))
+            .cloned()
+            .collect();
+        for account in gone {
+            let label = AccountLabel {
+                account: account.clone(),
+            };
+            self.balance.remove(&label);
+            self.runway.remove(&label);
+            self.budget.remove(&label);
+            lock(&self.accounts).remove(&account);
+        }
     }
 
     /// Records an account's balance and runway.
@@ -216,6 +269,7 @@ impl Metrics {
         let label = AccountLabel {
             account: account.to_string(),
         };
+        lock(&self.accounts).insert(account.to_string());
         self.balance
             .get_or_create(&label)
             .set(balance.to_f64().unwrap_or(0.0));
@@ -229,6 +283,7 @@ impl Metrics {
     /// Takes in a RunPod client's per-route counts and budget (called at scrape time).
     pub fn runpod(&self, account: &str, budget: &crate::runpod::BudgetSnapshot) {
         if let Some(remaining) = budget.remaining {
+            lock(&self.accounts).insert(account.to_string());
             self.budget
                 .get_or_create(&AccountLabel {
                     account: account.to_string(),

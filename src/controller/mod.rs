@@ -20,7 +20,13 @@ pub mod runtimes;
 pub mod volume;
 pub mod workload;
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use kube::{
     Client, Resource, ResourceExt,
@@ -49,7 +55,7 @@ pub const DEFAULT_ACCOUNT: &str = "default";
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A Kubernetes call failed.
-    #[error("failed to {action}: {source}")]
+    #[error("failed to {action}: {}", kube_text(.source))]
     Kube {
         /// What was being done.
         action: String,
@@ -71,6 +77,22 @@ pub enum Error {
     /// The finalizer machinery failed.
     #[error("finalizer failed: {0}")]
     Finalizer(String),
+}
+
+/// A Kubernetes error in one line a person reads: the API server's code, reason and message
+/// (a conflict from a stale cache reads `409 Conflict: ...`), not a `Status { .. }` dump.
+pub fn kube_text(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => {
+            let reason = if status.reason.is_empty() {
+                "Failure"
+            } else {
+                status.reason.as_str()
+            };
+            format!("{} {reason}: {}", status.code, status.message)
+        }
+        other => other.to_string(),
+    }
 }
 
 impl Error {
@@ -96,6 +118,75 @@ impl Error {
     }
 }
 
+/// Which reflector stores have loaded their first full list. A reconcile reads its neighbours
+/// from the stores (a workload reads its account and volumes), so none runs before all have
+/// loaded: a new leader would otherwise find "no such account" and wait minutes.
+#[derive(Debug)]
+pub struct Synced {
+    workloads: AtomicBool,
+    volumes: AtomicBool,
+    accounts: AtomicBool,
+    /// Set when all three are; `/readyz` reads it.
+    ready: Arc<AtomicBool>,
+}
+
+/// One of the stores.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreKind {
+    /// GpuWorkloads.
+    Workloads,
+    /// NetworkVolumes.
+    Volumes,
+    /// RunPodAccounts.
+    Accounts,
+}
+
+impl Synced {
+    /// Nothing loaded yet; `ready` turns true once everything has.
+    pub fn pending(ready: Arc<AtomicBool>) -> Self {
+        ready.store(false, Ordering::SeqCst);
+        Self {
+            workloads: AtomicBool::new(false),
+            volumes: AtomicBool::new(false),
+            accounts: AtomicBool::new(false),
+            ready,
+        }
+    }
+
+    /// Stores filled by their owner (tests, tools): loaded.
+    pub fn assumed() -> Self {
+        Self {
+            workloads: AtomicBool::new(true),
+            volumes: AtomicBool::new(true),
+            accounts: AtomicBool::new(true),
+            ready: Arc::new(AtomicBool::new(true)),
+        }
+    }
+
+    /// A store has loaded its first list.
+    pub fn mark(&self, kind: StoreKind) {
+        match kind {
+            StoreKind::Workloads => &self.workloads,
+            StoreKind::Volumes => &self.volumes,
+            StoreKind::Accounts => &self.accounts,
+        }
+        .store(true, Ordering::SeqCst);
+        if self.all() {
+            self.ready.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Whether every store has loaded.
+    pub fn all(&self) -> bool {
+        self.workloads.load(Ordering::SeqCst)
+            && self.volumes.load(Ordering::SeqCst)
+            && self.accounts.load(Ordering::SeqCst)
+    }
+}
+
+/// How soon a reconcile that arrived before the stores loaded looks again.
+pub const STORES_LOADING_RETRY: Duration = Duration::from_millis(500);
+
 /// What every reconciler shares.
 pub struct Context {
     /// The Kubernetes client.
@@ -116,6 +207,8 @@ pub struct Context {
     pub recorder: Recorder,
     /// Backoff state per object, for transient errors.
     pub backoff: std::sync::Mutex<std::collections::HashMap<String, u32>>,
+    /// Which stores have loaded.
+    pub synced: Arc<Synced>,
 }
 
 impl Context {
@@ -144,7 +237,21 @@ impl Context {
             metrics,
             recorder,
             backoff: Default::default(),
+            synced: Arc::new(Synced::assumed()),
         }
+    }
+
+    /// The same context, reconciling only once `synced` says every store has loaded.
+    #[must_use]
+    pub fn with_synced(mut self, synced: Arc<Synced>) -> Self {
+        self.synced = synced;
+        self
+    }
+
+    /// `Some(requeue)` while a store is still loading: the reconcile does nothing yet.
+    pub fn wait_for_stores(&self) -> Option<kube::runtime::controller::Action> {
+        (!self.synced.all())
+            .then(|| kube::runtime::controller::Action::requeue(STORES_LOADING_RETRY))
     }
 
     /// Publishes an event about an object; failures are logged, never fatal.
@@ -231,6 +338,12 @@ where
     .await
     .map_err(|e| match e {
         FinalizerError::ApplyFailed(e) | FinalizerError::CleanupFailed(e) => e,
+        FinalizerError::AddFinalizer(e) => {
+            Error::Finalizer(format!("failed to add the finalizer: {}", kube_text(&e)))
+        }
+        FinalizerError::RemoveFinalizer(e) => {
+            Error::Finalizer(format!("failed to remove the finalizer: {}", kube_text(&e)))
+        }
         other => Error::Finalizer(other.to_string()),
     });
     timer.finish(&result);

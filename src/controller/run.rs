@@ -2,14 +2,16 @@
 //! and graceful shutdown on SIGTERM.
 
 use std::{
+    future::Future,
     net::SocketAddr,
     sync::{
         Arc, OnceLock,
         atomic::{AtomicBool, Ordering},
     },
+    time::Duration,
 };
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::{
     Api, Client, ResourceExt,
@@ -21,11 +23,12 @@ use kube::{
         watcher,
     },
 };
+use tokio::sync::watch;
 
 use super::{
-    Context, account,
+    Context, StoreKind, Synced, account, account_name,
     http::{Probe, router},
-    leader::{LeadError, lead},
+    leader::{LeadError, LeaseTimings, elect, lead},
     metrics::Metrics,
     volume, workload,
 };
@@ -48,6 +51,8 @@ pub struct RunConfig {
     pub lease_name: String,
     /// This instance's name in the election (the pod name in a cluster).
     pub identity: String,
+    /// Lease timings.
+    pub lease: LeaseTimings,
 }
 
 /// Why the operator stopped.
@@ -85,8 +90,62 @@ where
     }
 }
 
-/// Runs the operator until SIGTERM, or until it loses the lease.
+/// Runs the operator until SIGTERM (or ctrl-c), or until it loses the lease.
 pub async fn run(config: RunConfig) -> Result<(), RunError> {
+    run_until(config, shutdown_signal()).await
+}
+
+/// SIGTERM or ctrl-c, whichever comes first.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+/// A shutdown every part can wait on: once `trigger` fires, every clone ends.
+#[derive(Clone, Debug)]
+pub struct Shutdown(watch::Receiver<bool>);
+
+impl Shutdown {
+    /// A shutdown that happens when `trigger` ends.
+    pub fn on(trigger: impl Future<Output = ()> + Send + 'static) -> Self {
+        let (tx, rx) = watch::channel(false);
+        tokio::spawn(async move {
+            trigger.await;
+            tracing::info!("shutting down: finishing the reconciles in flight");
+            let _ = tx.send(true);
+        });
+        Self(rx)
+    }
+
+    /// Ends when the shutdown happens.
+    pub async fn wait(mut self) {
+        let _ = self.0.wait_for(|stop| *stop).await;
+    }
+}
+
+/// Runs the operator until `shutdown` ends, or until it loses the lease. On the way out it
+/// finishes the reconciles in flight, then releases the Lease so a standby takes over within
+/// about a second instead of waiting for the Lease to expire.
+pub async fn run_until(
+    config: RunConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
     crate::tls::install_crypto_provider();
     let client = match &config.kubeconfig {
         None => Client::try_default()
@@ -101,6 +160,7 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
             Client::try_from(config).map_err(|e| RunError::Connect(e.to_string()))?
         }
     };
+    let shutdown = Shutdown::on(shutdown);
     let metrics = Arc::new(Metrics::default());
     let probe = Probe {
         ready: Arc::new(AtomicBool::new(false)),
@@ -114,35 +174,46 @@ pub async fn run(config: RunConfig) -> Result<(), RunError> {
             source,
         })?;
     let probe_for_work = probe.clone();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router(probe).into_make_service()).await;
+    let server_stop = shutdown.clone();
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, router(probe).into_make_service())
+            .with_graceful_shutdown(server_stop.wait())
+            .await;
     });
 
-    let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &config.lease_name)
-        .with_namespace(&config.lease_namespace)
-        .with_identity(&config.identity)
-        .with_field_manager(super::FIELD_MANAGER)
-        .build()
-        .await
-        .map_err(|e| RunError::Lease(e.to_string()))?;
-    let (leader, lease_task) = manager.watch().await;
+    let (leader, election) = elect(
+        client.clone(),
+        &config.lease_namespace,
+        &config.lease_name,
+        &config.identity,
+        config.lease,
+    );
     tracing::info!(identity = %config.identity, lease = %config.lease_name, "waiting for the lease");
     // A standby waiting for the lease is healthy and ready: were it not, a PodDisruptionBudget
     // would count only the leader and block every drain. A new leader turns unready until its
     // watches have synced (see `controllers`).
     probe_for_work.ready.store(true, Ordering::SeqCst);
+    let work_stop = shutdown.clone();
     let work = || {
         controllers(
             client.clone(),
             config.clone(),
             metrics.clone(),
             probe_for_work,
+            work_stop,
         )
     };
-    tokio::select! {
-        result = lead(leader, work) => result.map_err(RunError::from),
-        _ = lease_task => Err(RunError::Lead(LeadError::LeaseTaskEnded)),
+    // `lead` owns the only receiver: when it returns, the election task sees the channel close
+    // and releases the Lease. Wait for that (bounded), then for the HTTP server.
+    let result = lead(leader, work, shutdown.wait()).await;
+    if tokio::time::timeout(Duration::from_secs(5), election)
+        .await
+        .is_err()
+    {
+        tracing::warn!("the lease was not released within 5 s; it expires on its own");
     }
+    server.abort();
+    result.map_err(RunError::from)
 }
 
 /// What a reconcile reacts to: spec changes (generation), finalizers, and annotations
@@ -154,10 +225,30 @@ fn changes<K: kube::Resource>() -> impl Predicate<K> {
     generation.combine(finalizers).combine(annotations)
 }
 
+/// Marks `kind` loaded on its watch's first complete list.
+fn loaded<K>(synced: &Arc<Synced>, kind: StoreKind) -> impl FnMut(&watcher::Event<K>) + use<K> {
+    let synced = synced.clone();
+    move |event| {
+        if matches!(event, watcher::Event::InitDone) {
+            synced.mark(kind);
+        }
+    }
+}
+
 /// The three controllers, sharing stores, runtimes and metrics, until SIGTERM.
-pub async fn controllers(client: Client, config: RunConfig, metrics: Arc<Metrics>, probe: Probe) {
+pub async fn controllers(
+    client: Client,
+    config: RunConfig,
+    metrics: Arc<Metrics>,
+    probe: Probe,
+    shutdown: Shutdown,
+) {
     let ns = config.namespace.as_deref();
     let wc = watcher::Config::default().any_semantic();
+    // Readiness and the reconcile gate follow each watch's first complete list, observed on
+    // the stream itself: waiting on the stores would compete with kube-runtime's own wait
+    // (a store wakes one waiter only).
+    let synced = Arc::new(Synced::pending(probe.ready.clone()));
 
     let (workloads, workload_writer) = reflector::store::<GpuWorkload>();
     let workload_stream = reflector::reflector(
@@ -165,6 +256,7 @@ pub async fn controllers(client: Client, config: RunConfig, metrics: Arc<Metrics
         watcher(api::<GpuWorkload>(&client, ns), wc.clone()),
     )
     .default_backoff()
+    .inspect_ok(loaded(&synced, StoreKind::Workloads))
     .applied_objects()
     .predicate_filter(changes(), Default::default());
     let (volumes, volume_writer) = reflector::store::<NetworkVolume>();
@@ -173,6 +265,7 @@ pub async fn controllers(client: Client, config: RunConfig, metrics: Arc<Metrics
         watcher(api::<NetworkVolume>(&client, ns), wc.clone()),
     )
     .default_backoff()
+    .inspect_ok(loaded(&synced, StoreKind::Volumes))
     .applied_objects()
     .predicate_filter(changes(), Default::default());
     let (accounts, account_writer) = reflector::store::<RunPodAccount>();
@@ -181,24 +274,27 @@ pub async fn controllers(client: Client, config: RunConfig, metrics: Arc<Metrics
         watcher(Api::<RunPodAccount>::all(client.clone()), wc.clone()),
     )
     .default_backoff()
+    .inspect_ok(loaded(&synced, StoreKind::Accounts))
     .applied_objects()
     .predicate_filter(changes(), Default::default());
 
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        workloads.clone(),
-        volumes.clone(),
-        accounts.clone(),
-        metrics,
-    ));
+    let ctx = Arc::new(
+        Context::new(
+            client.clone(),
+            workloads.clone(),
+            volumes.clone(),
+            accounts.clone(),
+            metrics,
+        )
+        .with_synced(synced),
+    );
     let _ = probe.context.set(ctx.clone());
-    probe.ready.store(false, Ordering::SeqCst);
-    tokio::spawn(mark_ready(probe.ready.clone(), ctx.clone()));
     let controller_config = Config::default().concurrency(config.concurrency);
 
     // A Secret or NetworkVolume a workload references changes: reconcile the workload.
     let by_secret = workloads.clone();
     let by_volume = workloads.clone();
+    let by_account = workloads.clone();
     let workload_controller = Controller::for_stream(workload_stream, workloads.clone())
         .watches(api::<Secret>(&client, ns), wc.clone(), move |secret| {
             let namespace = secret.namespace().unwrap_or_default();
@@ -234,27 +330,44 @@ pub async fn controllers(client: Client, config: RunConfig, metrics: Arc<Metrics
                     .collect::<Vec<_>>()
             },
         )
+        // A RunPodAccount appears or changes: its workloads look again (no 5-minute wait after
+        // "account not found").
+        .watches(
+            Api::<RunPodAccount>::all(client.clone()),
+            wc.clone(),
+            move |account| {
+                let name = account.name_any();
+                by_account
+                    .state()
+                    .into_iter()
+                    .filter(|w| account_name(w.spec.account_ref.as_ref()) == name)
+                    .map(|w| ObjectRef::from_obj(&*w))
+                    .collect::<Vec<_>>()
+            },
+        )
         .with_config(controller_config.clone())
-        .shutdown_on_signal()
+        .graceful_shutdown_on(shutdown.clone().wait())
         .run(workload::reconcile, workload::error_policy, ctx.clone())
         .for_each(|_| async {});
+    // A workload that attaches volumes appears, changes or goes: its volumes look again (a
+    // deletion waiting for its last user proceeds at once).
     let volume_controller = Controller::for_stream(volume_stream, volumes.clone())
+        .watches(api::<GpuWorkload>(&client, ns), wc.clone(), |w| {
+            let namespace = w.namespace().unwrap_or_default();
+            w.spec
+                .network_volumes
+                .iter()
+                .map(|m| ObjectRef::<NetworkVolume>::new(&m.name).within(&namespace))
+                .collect::<Vec<_>>()
+        })
         .with_config(controller_config.clone())
-        .shutdown_on_signal()
+        .graceful_shutdown_on(shutdown.clone().wait())
         .run(volume::reconcile, volume::error_policy, ctx.clone())
         .for_each(|_| async {});
     let account_controller = Controller::for_stream(account_stream, accounts.clone())
         .with_config(controller_config)
-        .shutdown_on_signal()
+        .graceful_shutdown_on(shutdown.wait())
         .run(account::reconcile, account::error_policy, ctx.clone())
         .for_each(|_| async {});
     tokio::join!(workload_controller, volume_controller, account_controller);
-}
-
-/// Marks the probe ready once every store has synced.
-pub async fn mark_ready(ready: Arc<AtomicBool>, ctx: Arc<Context>) {
-    let _ = ctx.workloads.wait_until_ready().await;
-    let _ = ctx.volumes.wait_until_ready().await;
-    let _ = ctx.accounts.wait_until_ready().await;
-    ready.store(true, Ordering::SeqCst);
 }

@@ -41,6 +41,9 @@ fn users(v: &NetworkVolume, ctx: &Context) -> Vec<String> {
 
 /// The reconcile entry.
 pub async fn reconcile(volume: Arc<NetworkVolume>, ctx: Arc<Context>) -> Result<Action, Error> {
+    if let Some(wait) = ctx.wait_for_stores() {
+        return Ok(wait);
+    }
     finalized(
         "NetworkVolume",
         volume,

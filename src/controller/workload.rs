@@ -34,12 +34,28 @@ use crate::{
 /// How soon to look again while something is in progress.
 const SOON: Duration = Duration::from_secs(10);
 
+/// A full refresh younger than this is fresh enough: no targeted read.
+const LOOK_AFTER: Duration = Duration::from_secs(2);
+
+/// The RunPod id of a workload whose object exists and is not Ready yet: it waits on RunPod.
+fn waiting_on(w: &GpuWorkload) -> Option<&str> {
+    let status = w.status.as_ref()?;
+    let ready = status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == CONDITION_READY && c.status == "True");
+    (!ready).then_some(status.runpod_id.as_deref()).flatten()
+}
+
 fn owner(w: &GpuWorkload) -> Owner {
     Owner::of(w.namespace().as_deref(), &w.name_any(), w.uid().as_deref())
 }
 
 /// The reconcile entry: cross-cutting work only (timer, finalizer dispatch).
 pub async fn reconcile(workload: Arc<GpuWorkload>, ctx: Arc<Context>) -> Result<Action, Error> {
+    if let Some(wait) = ctx.wait_for_stores() {
+        return Ok(wait);
+    }
     finalized(
         "GpuWorkload",
         workload,
@@ -199,7 +215,16 @@ async fn apply(w: Arc<GpuWorkload>, ctx: &Context) -> Result<Action, Error> {
     }
 
     let runtime = ctx.runtimes.get(&ctx.client, &account).await?;
-    if let Err(e) = runtime.inventory.ensure_fresh().await {
+    let fresh = runtime.inventory.ensure_fresh().await.and(Ok(()));
+    // Waiting on RunPod (provisioning, starting): read this workload's own object again, so
+    // it turns Ready when RunPod says so, not on the next account-wide resync.
+    let look = match (&fresh, waiting_on(&w)) {
+        (Ok(()), Some(id)) if runtime.inventory.age().is_none_or(|a| a >= LOOK_AFTER) => {
+            runtime.inventory.look(id).await
+        }
+        _ => Ok(()),
+    };
+    if let Err(e) = fresh.and(look) {
         if e.class() == ErrorClass::Unauthorized {
             ctx.runtimes.invalidate(&name);
         }
@@ -337,6 +362,12 @@ fn snapshot_cost(snapshot: &Snapshot, item: &Item) -> Decimal {
     }
 }
 
+/// Whether the spec changed since the status last recorded it (a user's edit).
+fn spec_edited(w: &GpuWorkload) -> bool {
+    let observed = w.status.as_ref().and_then(|s| s.observed_generation);
+    observed.is_some() && observed != w.metadata.generation
+}
+
 /// Events on the edges a person cares about.
 async fn announce(w: &GpuWorkload, ctx: &Context, step: &Step, outcome: &Outcome, item: &Item) {
     let Outcome::Done(id) = outcome else {
@@ -360,6 +391,11 @@ async fn announce(w: &GpuWorkload, ctx: &Context, step: &Step, outcome: &Outcome
         Step::DeletePod { reason, .. } if reason.starts_with("stopped-volume policy") => {
             (true, "StoppedByPolicy")
         }
+        // A spec the user changed is an update; the same write with the spec unchanged since
+        // it was last applied undoes a change made on RunPod's side.
+        Step::UpdatePod { .. } | Step::UpdateEndpoint { .. } if spec_edited(w) => {
+            (false, "Updated")
+        }
         Step::UpdatePod { .. } | Step::UpdateEndpoint { .. } if !item.drift.is_empty() => {
             (false, "DriftCorrected")
         }
@@ -379,6 +415,8 @@ async fn cleanup(w: Arc<GpuWorkload>, ctx: &Context) -> Result<Action, Error> {
             "the RunPod object is left running (deletionPolicy: Orphan)".to_string(),
         )
         .await;
+        ctx.metrics
+            .forget_workload(&w.namespace().unwrap_or_default(), &w.name_any());
         return Ok(Action::await_change());
     }
     let name = account_name(w.spec.account_ref.as_ref());
@@ -399,5 +437,7 @@ async fn cleanup(w: Arc<GpuWorkload>, ctx: &Context) -> Result<Action, Error> {
             _ => ctx.event(&*w, false, "Deleted", step.describe()).await,
         }
     }
+    ctx.metrics
+        .forget_workload(&w.namespace().unwrap_or_default(), &w.name_any());
     Ok(Action::await_change())
 }

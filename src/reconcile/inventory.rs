@@ -191,6 +191,42 @@ impl Inventory {
         }
     }
 
+    /// How long ago the last full refresh ended (`None`: never).
+    pub fn age(&self) -> Option<Duration> {
+        lock(&self.state).refreshed_at.map(|t| t.elapsed())
+    }
+
+    /// Reads one known pod or endpoint again (`GET /v2/pods/{id}` or the endpoint), for a
+    /// workload waiting on RunPod (provisioning, starting): one request instead of a full
+    /// refresh, and the state is seen when it changes, not on the next resync. An id the
+    /// inventory does not hold is left alone (the next refresh finds it); one RunPod no longer
+    /// knows is removed.
+    pub async fn look(&self, id: &str) -> Result<(), Error> {
+        let (is_pod, is_endpoint) = {
+            let state = lock(&self.state);
+            (
+                state.snapshot.pods.iter().any(|p| p.id == id),
+                state.snapshot.endpoints.iter().any(|e| e.id == id),
+            )
+        };
+        if is_pod {
+            match self.client.get_pod(id).await {
+                Ok(pod) => self.put_pod(pod),
+                Err(e) if e.class() == crate::runpod::ErrorClass::NotFound => self.remove_pod(id),
+                Err(e) => return Err(e),
+            }
+        } else if is_endpoint {
+            match self.client.get_endpoint(id).await {
+                Ok(endpoint) => self.put_endpoint(endpoint),
+                Err(e) if e.class() == crate::runpod::ErrorClass::NotFound => {
+                    self.remove_endpoint(id);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
     /// Forces the next [`Inventory::ensure_fresh`] to read RunPod again (after an unknown
     /// outcome, so a create is resolved by looking).
     pub fn mark_stale(&self) {
