@@ -96,6 +96,7 @@ async fn the_controller_runs_a_workload_on_a_real_cluster() {
         lease_name: "e2e".to_string(),
         identity: "e2e".to_string(),
         lease: Default::default(),
+        progress_interval: runpod_operator::controller::PROGRESS_INTERVAL,
     };
     let metrics = Arc::new(Metrics::default());
     let probe = Probe {

@@ -50,6 +50,7 @@ pub(super) fn run(args: &RunArgs) -> Result<ExitCode, CliError> {
         lease_name: args.lease_name.clone(),
         identity,
         lease: Default::default(),
+        progress_interval: crate::controller::PROGRESS_INTERVAL,
     };
     let runtime = tokio::runtime::Runtime::new().map_err(|source| CliError::Io {
         what: "the async runtime".into(),

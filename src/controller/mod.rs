@@ -209,7 +209,13 @@ pub struct Context {
     pub backoff: std::sync::Mutex<std::collections::HashMap<String, u32>>,
     /// Which stores have loaded.
     pub synced: Arc<Synced>,
+    /// How soon a workload with something in progress (a write sent, an object provisioning)
+    /// is looked at again.
+    pub progress_interval: Duration,
 }
+
+/// The default of [`Context::progress_interval`].
+pub const PROGRESS_INTERVAL: Duration = Duration::from_secs(10);
 
 impl Context {
     /// A context over a client and the three stores.
@@ -238,6 +244,7 @@ impl Context {
             recorder,
             backoff: Default::default(),
             synced: Arc::new(Synced::assumed()),
+            progress_interval: PROGRESS_INTERVAL,
         }
     }
 
@@ -245,6 +252,13 @@ impl Context {
     #[must_use]
     pub fn with_synced(mut self, synced: Arc<Synced>) -> Self {
         self.synced = synced;
+        self
+    }
+
+    /// The same context, looking again after `interval` while something is in progress.
+    #[must_use]
+    pub fn with_progress_interval(mut self, interval: Duration) -> Self {
+        self.progress_interval = interval;
         self
     }
 

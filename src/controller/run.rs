@@ -53,6 +53,8 @@ pub struct RunConfig {
     pub identity: String,
     /// Lease timings.
     pub lease: LeaseTimings,
+    /// How soon a workload with something in progress is looked at again.
+    pub progress_interval: Duration,
 }
 
 /// Why the operator stopped.
@@ -286,7 +288,8 @@ pub async fn controllers(
             accounts.clone(),
             metrics,
         )
-        .with_synced(synced),
+        .with_synced(synced)
+        .with_progress_interval(config.progress_interval),
     );
     let _ = probe.context.set(ctx.clone());
     let controller_config = Config::default().concurrency(config.concurrency);

@@ -32,8 +32,20 @@ pub struct Runtimes {
     map: Mutex<HashMap<String, Arc<Runtime>>>,
 }
 
+/// What the runtime is built from: where and how RunPod is reached, the key's Secret, the
+/// request budget and the resync. Other fields (caps, policies) are read per reconcile, so
+/// editing them keeps the inventory, its write journal and its spending ledger.
 fn fingerprint(account: &RunPodAccount) -> String {
-    serde_json::to_string(&account.spec).unwrap_or_default()
+    let spec = &account.spec;
+    serde_json::to_string(&(
+        &spec.api_url,
+        &spec.graphql_url,
+        &spec.serverless_url,
+        &spec.api_key_secret_ref,
+        spec.requests_per_minute,
+        spec.resync_interval_seconds,
+    ))
+    .unwrap_or_default()
 }
 
 /// Reads the API key from the Secret the account names.
@@ -109,11 +121,21 @@ impl Runtimes {
             ),
             fingerprint: print,
         });
-        self.map
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(name, runtime.clone());
-        Ok(runtime)
+        // Two reconciles may build at once (every workload of an account at start-up): the
+        // first one stored wins and the other uses it. Two inventories of one account would
+        // each miss the other's writes, and a create recorded in one would be made again
+        // through the other.
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        match map
+            .get(&name)
+            .filter(|r| r.fingerprint == runtime.fingerprint)
+        {
+            Some(first) => Ok(first.clone()),
+            None => {
+                map.insert(name, runtime.clone());
+                Ok(runtime)
+            }
+        }
     }
 
     /// Drops an account's runtime, so the next use reads the key again (after a 401).

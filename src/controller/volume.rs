@@ -39,6 +39,16 @@ fn users(v: &NetworkVolume, ctx: &Context) -> Vec<String> {
     out
 }
 
+/// Whether the workload `namespace/name` is being deleted.
+fn deleting(ctx: &Context, key: &str) -> bool {
+    let (namespace, name) = key.split_once('/').unwrap_or(("", key));
+    ctx.workloads.state().iter().any(|w| {
+        w.namespace().as_deref() == Some(namespace)
+            && w.name_any() == name
+            && w.metadata.deletion_timestamp.is_some()
+    })
+}
+
 /// The reconcile entry.
 pub async fn reconcile(volume: Arc<NetworkVolume>, ctx: Arc<Context>) -> Result<Action, Error> {
     if let Some(wait) = ctx.wait_for_stores() {
@@ -147,7 +157,13 @@ async fn cleanup(v: Arc<NetworkVolume>, ctx: &Context) -> Result<Action, Error> 
         .await;
         return Ok(Action::await_change());
     }
-    let used_by = users(&v, ctx);
+    // A workload already being deleted does not hold the volume here: RunPod's own view
+    // (below) still refuses while its pod or endpoint attaches the volume, and the workload's
+    // final removal triggers this reconcile again (the workload watch).
+    let used_by: Vec<String> = users(&v, ctx)
+        .into_iter()
+        .filter(|key| !deleting(ctx, key))
+        .collect();
     if !used_by.is_empty() {
         let message = format!("not deleted: still used by {}", used_by.join(", "));
         ctx.event(&*v, true, "InUse", message.clone()).await;

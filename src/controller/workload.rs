@@ -16,8 +16,9 @@ use rust_decimal::Decimal;
 use super::{Context, Error, account_name, apply_status, finalized};
 use crate::{
     api::{
-        CONDITION_INSUFFICIENT_CREDIT, CONDITION_READY, CONDITION_SPEND_CAP_EXCEEDED,
-        DeletionPolicy, GpuWorkload, GpuWorkloadStatus, ManagementPolicy, RunPodAccount,
+        CONDITION_INSUFFICIENT_CREDIT, CONDITION_READY, CONDITION_RECONCILING,
+        CONDITION_SPEND_CAP_EXCEEDED, DeletionPolicy, GpuWorkload, GpuWorkloadStatus,
+        ManagementPolicy, RunPodAccount,
     },
     engine::{
         identity::Owner,
@@ -30,9 +31,6 @@ use crate::{
     },
     runpod::ErrorClass,
 };
-
-/// How soon to look again while something is in progress.
-const SOON: Duration = Duration::from_secs(10);
 
 /// A full refresh younger than this is fresh enough: no targeted read.
 const LOOK_AFTER: Duration = Duration::from_secs(2);
@@ -329,8 +327,12 @@ async fn apply(w: Arc<GpuWorkload>, ctx: &Context) -> Result<Action, Error> {
 
     match outcome {
         Some((_, Outcome::Failed(e))) => Err(e.into()),
-        Some(_) => Ok(Action::requeue(SOON)),
-        None if !item.actions.is_empty() => Ok(Action::requeue(SOON)),
+        Some(_) => Ok(Action::requeue(ctx.progress_interval)),
+        // Something left to do, or RunPod still working on it (provisioning, starting):
+        // look again soon, with a targeted read, not after the account's full resync.
+        None if !item.actions.is_empty() || reconciling(&item) => {
+            Ok(Action::requeue(ctx.progress_interval))
+        }
         None => {
             ctx.reset_backoff(&key);
             Ok(Action::requeue(Duration::from_secs(u64::from(
@@ -338,6 +340,13 @@ async fn apply(w: Arc<GpuWorkload>, ctx: &Context) -> Result<Action, Error> {
             ))))
         }
     }
+}
+
+/// Whether the plan says the workload is still converging.
+fn reconciling(item: &Item) -> bool {
+    item.verdicts
+        .iter()
+        .any(|v| v.kind == CONDITION_RECONCILING && v.status)
 }
 
 /// Whether a money rule refuses the workload by condition `kind` (a short runway that refuses

@@ -1,0 +1,266 @@
+//! The operator as users run it: `run_until` (what `runpod-operator run` calls) against a
+//! stateful fake Kubernetes API server on loopback (list and watch with resourceVersions and
+//! bookmarks, patches, the status subresource, finalizers, Leases), with the simulator as
+//! RunPod. These tests cover what the reconciler tests cannot: the watches, readiness, the
+//! reconcile gate, the Lease and shutdown, and the metrics a scrape sees.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use kube::{Api, ResourceExt, api::DeleteParams};
+use runpod_operator::api::{GpuWorkload, NetworkVolume};
+use serde_json::json;
+use support::{Harness, eventually, ready, runpod_name};
+
+const EXAMPLES: [&str; 4] = [
+    "examples/account.yaml",
+    "examples/weights-volume.yaml",
+    "examples/training-pod.yaml",
+    "examples/image-matting-endpoint.yaml",
+];
+
+async fn examples(h: &Harness) {
+    let key = h.sim.api_key.clone();
+    h.secret(support::LEASE_NAMESPACE, "runpod-api-key", "apiKey", &key)
+        .await;
+    h.secret("research", "wandb", "apiKey", "wandb-key").await;
+    h.secret("inference", "huggingface", "token", "hf-token")
+        .await;
+    for file in EXAMPLES {
+        h.apply_file(file).await;
+    }
+}
+
+async fn all_ready(h: &Harness) -> bool {
+    let workloads = h.workloads().await;
+    let done = !workloads.is_empty() && workloads.iter().all(ready);
+    if !done && std::env::var("WIRING_DEBUG").is_ok() {
+        for w in &workloads {
+            eprintln!(
+                "{}: {:?}",
+                w.name_any(),
+                w.status.as_ref().map(|s| (
+                    &s.runpod_id,
+                    &s.state,
+                    s.conditions
+                        .iter()
+                        .map(|c| format!("{}={} {}", c.type_, c.status, c.message))
+                        .collect::<Vec<_>>()
+                ))
+            );
+        }
+    }
+    done
+}
+
+/// Every workload has exactly one RunPod object under its name, and RunPod has nothing else.
+async fn one_object_per_workload(h: &Harness) -> Result<(), String> {
+    let objects = h.runpod_objects();
+    let workloads = h.workloads().await;
+    for w in &workloads {
+        let n = objects.get(&runpod_name(w)).copied().unwrap_or(0);
+        if n != 1 {
+            return Err(format!("{}: {n} RunPod objects: {objects:?}", w.name_any()));
+        }
+    }
+    if objects.len() != workloads.len() {
+        return Err(format!(
+            "{} RunPod objects for {} workloads: {objects:?}",
+            objects.len(),
+            workloads.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Issue 13 items 1, 2 and 5: from a cold start, every example converges with exactly one
+/// create per object, the leader turns Ready, and a pod is Ready as soon as RunPod runs it (by
+/// a targeted read), although the account's full resync is 60 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_converges_every_example_with_one_create_each_and_the_leader_turns_ready() {
+    let h = Harness::new(20.0).await;
+    examples(&h).await;
+    let a = h.start("a", Duration::from_secs(1));
+    eventually(
+        Duration::from_secs(20),
+        "the leader's /readyz answers 200",
+        || async { h.holder().as_deref() == Some("a") && a.http("/readyz").await.0 == 200 },
+    )
+    .await;
+    let took = eventually(
+        Duration::from_secs(30),
+        "every example workload is Ready",
+        || all_ready(&h),
+    )
+    .await;
+    one_object_per_workload(&h).await.unwrap();
+    // One pod, two endpoints, one volume: four creates, and no more over several passes.
+    assert_eq!(
+        h.creates(),
+        4,
+        "{:?}",
+        h.sim
+            .sim
+            .requests()
+            .iter()
+            .filter(|r| r.method != "GET")
+            .map(|r| format!("{} {} {}", r.method, r.path, r.status))
+            .collect::<Vec<_>>()
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(h.creates(), 4, "a later pass created again");
+    one_object_per_workload(&h).await.unwrap();
+    assert!(
+        took < Duration::from_secs(30),
+        "Ready within the account's 60 s resync (took {took:?})"
+    );
+    assert!(
+        h.runpod_requests("GET", "/v2/pods/") > 0,
+        "the waiting pod was read by id"
+    );
+    let (code, body) = a.http("/readyz").await;
+    assert_eq!((code, body.as_str()), (200, "ready"));
+    a.stop().await.unwrap();
+    assert_eq!(h.holder(), None, "the Lease was released on shutdown");
+}
+
+/// Issue 13 items 3 and 4: a shutdown hands the Lease to the standby within 2 s, and the new
+/// leader's first pass manages the existing workloads (no "account not found", no create).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_hands_over_in_under_two_seconds_and_the_new_leader_takes_over_cleanly() {
+    let h = Harness::new(20.0).await;
+    h.account(10).await;
+    h.create(json!({
+        "apiVersion": "runpod-operator.dev/v1alpha1", "kind": "GpuWorkload",
+        "metadata": {"name": "trainer", "namespace": "ml"},
+        "spec": {"type": "Pod", "image": "img:1", "gpu": {"types": ["NVIDIA A100-SXM4-80GB"]},
+                 "spendingCap": {"usdPerHour": "3"}}
+    }))
+    .await;
+    let a = h.start("a", Duration::from_secs(1));
+    eventually(Duration::from_secs(30), "the workload is Ready", || {
+        all_ready(&h)
+    })
+    .await;
+    let b = h.start("b", Duration::from_secs(1));
+    eventually(Duration::from_secs(10), "the standby is Ready", || async {
+        b.http("/readyz").await.0 == 200
+    })
+    .await;
+    assert_eq!(h.holder().as_deref(), Some("a"));
+    let creates = h.creates();
+
+    let signalled = Instant::now();
+    let stopping = tokio::spawn(a.stop());
+    eventually(
+        Duration::from_secs(10),
+        "the standby holds the Lease",
+        || async { h.holder().as_deref() == Some("b") },
+    )
+    .await;
+    let handover = signalled.elapsed();
+    stopping.await.unwrap().unwrap();
+    assert!(
+        handover < Duration::from_secs(2),
+        "the Lease changed hands {handover:?} after the shutdown"
+    );
+
+    // The new leader's first pass: an edit is applied, nothing is created, no error.
+    h.edit("ml", "trainer", json!({"image": "img:2"})).await;
+    eventually(
+        Duration::from_secs(15),
+        "the edit reached RunPod",
+        || async {
+            let key = h.sim.api_key.clone();
+            let image = h.sim.sim.with_world(move |w| {
+                w.account(&key)
+                    .and_then(|a| a.pods.values().next().map(|p| p.container.image.clone()))
+            });
+            image.as_deref() == Some("img:2") && all_ready(&h).await
+        },
+    )
+    .await;
+    assert_eq!(h.creates(), creates, "the new leader created nothing");
+    one_object_per_workload(&h).await.unwrap();
+    let (_, metrics) = b.http("/metrics").await;
+    assert!(
+        metrics.contains("runpod_operator_reconciles_total{kind=\"GpuWorkload\",outcome=\"ok\"}"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("reconcile_errors_total{kind=\"GpuWorkload\""),
+        "the new leader's reconciles failed:\n{metrics}"
+    );
+    b.stop().await.unwrap();
+}
+
+/// Issue 13 items 6 and 7: deleting a workload leaves no metric series, and the volume it
+/// used, deleted with it, goes as soon as its last user has (not after an error backoff).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_objects_leave_no_series_and_a_volume_goes_right_after_its_last_user() {
+    let h = Harness::new(20.0).await;
+    h.account(10).await;
+    h.create(json!({
+        "apiVersion": "runpod-operator.dev/v1alpha1", "kind": "NetworkVolume",
+        "metadata": {"name": "weights", "namespace": "ml"},
+        "spec": {"sizeGb": 10, "dataCenter": "EU-RO-1", "deletionPolicy": "Delete"}
+    }))
+    .await;
+    h.create(json!({
+        "apiVersion": "runpod-operator.dev/v1alpha1", "kind": "GpuWorkload",
+        "metadata": {"name": "reader", "namespace": "ml"},
+        "spec": {"type": "Serverless", "image": "img:1", "gpu": {"types": ["NVIDIA L40S"]},
+                 "dataCenters": ["EU-RO-1"], "networkVolumes": [{"name": "weights"}],
+                 "serverless": {"workerClass": "Flex", "maxWorkers": 1},
+                 "spendingCap": {"usdPerHour": "5"}}
+    }))
+    .await;
+    h.create(json!({
+        "apiVersion": "runpod-operator.dev/v1alpha1", "kind": "GpuWorkload",
+        "metadata": {"name": "keeper", "namespace": "ml"},
+        "spec": {"type": "Pod", "image": "img:1", "gpu": {"types": ["NVIDIA A100-SXM4-80GB"]},
+                 "spendingCap": {"usdPerHour": "3"}}
+    }))
+    .await;
+    let a = h.start("a", Duration::from_secs(1));
+    eventually(Duration::from_secs(30), "both workloads are Ready", || {
+        all_ready(&h)
+    })
+    .await;
+    assert_eq!(h.runpod_volumes().len(), 1);
+    let (_, metrics) = a.http("/metrics").await;
+    assert!(metrics.contains("name=\"reader\""), "{metrics}");
+
+    let workloads: Api<GpuWorkload> = Api::namespaced(h.client.clone(), "ml");
+    let volumes: Api<NetworkVolume> = Api::namespaced(h.client.clone(), "ml");
+    volumes
+        .delete("weights", &DeleteParams::default())
+        .await
+        .unwrap();
+    workloads
+        .delete("reader", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(15), "the workload is gone", || async {
+        workloads.get_opt("reader").await.unwrap().is_none()
+    })
+    .await;
+    let after_user = eventually(Duration::from_secs(15), "the volume is gone", || async {
+        volumes.get_opt("weights").await.unwrap().is_none()
+    })
+    .await;
+    assert!(
+        after_user < Duration::from_secs(4),
+        "the volume waited {after_user:?} after its last user (an error backoff starts at 5 s)"
+    );
+    assert!(h.runpod_volumes().is_empty(), "deleted on RunPod too");
+    one_object_per_workload(&h).await.unwrap();
+    let (_, metrics) = a.http("/metrics").await;
+    assert!(
+        !metrics.contains("name=\"reader\""),
+        "a deleted workload kept its series:\n{metrics}"
+    );
+    assert!(metrics.contains("name=\"keeper\""), "{metrics}");
+    a.stop().await.unwrap();
+}
