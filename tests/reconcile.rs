@@ -531,6 +531,40 @@ async fn a_create_recorded_while_a_refresh_is_in_flight_survives_it() {
     );
 }
 
+/// An unknown outcome marked while a refresh is in flight keeps the inventory due: that
+/// refresh may have listed before the object existed, so it must not count as the look the
+/// unknown outcome asks for (else the next pass creates again: a soak-test duplicate).
+#[tokio::test]
+async fn an_unknown_outcome_during_a_refresh_forces_another_one() {
+    let op = Operator::start(funded()).await;
+    let inventory = Inventory::new(client_for(&op.sim), Duration::from_secs(60));
+    inventory.refresh().await.unwrap();
+    op.admin(
+        reqwest::Method::PUT,
+        "/_sim/faults",
+        json!({"rules": [{"method": "GET", "path": "/v2/serverless", "kind": "latency", "latencyMs": 400}]}),
+    )
+    .await;
+    let (refreshed, ()) = tokio::join!(inventory.refresh(), async {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        inventory.mark_stale();
+    });
+    refreshed.unwrap();
+    let before = op.calls("GET", "/v2/pods");
+    inventory.ensure_fresh().await.unwrap();
+    assert_eq!(
+        op.calls("GET", "/v2/pods"),
+        before + 1,
+        "the refresh that began before the unknown outcome cleared it"
+    );
+    inventory.ensure_fresh().await.unwrap();
+    assert_eq!(
+        op.calls("GET", "/v2/pods"),
+        before + 1,
+        "one look is enough"
+    );
+}
+
 /// Reconciles that find the inventory due at the same moment share one refresh.
 #[tokio::test]
 async fn concurrent_reconciles_share_one_refresh() {

@@ -31,6 +31,7 @@ use std::{
 use kube::{
     Client, Resource, ResourceExt,
     api::{Patch, PatchParams},
+    runtime::controller::Action,
     runtime::{
         events::{Event, EventType, Recorder, Reporter},
         reflector::Store,
@@ -77,6 +78,26 @@ pub enum Error {
     /// The finalizer machinery failed.
     #[error("finalizer failed: {0}")]
     Finalizer(String),
+    /// A write was refused because the object changed since the watch saw it (409, or a
+    /// failed JSON patch test, 422): the watch brings the new version; retried in a second.
+    #[error("{0} (the object changed since it was read; retrying)")]
+    StaleCache(String),
+}
+
+/// Whether the API server refused a write made against an older version of the object.
+fn stale(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(s) if s.code == 409 || s.code == 422)
+}
+
+/// The quick retry of a stale-cache conflict: logged quietly, retried in a second, without
+/// growing the object's backoff. `None` for every other error.
+pub fn quick_retry(kind: &str, key: &str, error: &Error, ctx: &Context) -> Option<Action> {
+    if !matches!(error, Error::StaleCache(_)) {
+        return None;
+    }
+    tracing::debug!(kind, object = key, error = %error, "retrying after a conflict");
+    ctx.metrics.error(kind, error.metric_label());
+    Some(Action::requeue(Duration::from_secs(1)))
 }
 
 /// A Kubernetes error in one line a person reads: the API server's code, reason and message
@@ -105,6 +126,7 @@ impl Error {
             Self::RunPod(e) => e.class().as_str(),
             Self::VolumeInUse(_) => "volume_in_use",
             Self::Finalizer(_) => "finalizer",
+            Self::StaleCache(_) => "conflict",
         }
     }
 
@@ -352,6 +374,12 @@ where
     .await
     .map_err(|e| match e {
         FinalizerError::ApplyFailed(e) | FinalizerError::CleanupFailed(e) => e,
+        FinalizerError::AddFinalizer(e) if stale(&e) => {
+            Error::StaleCache(format!("failed to add the finalizer: {}", kube_text(&e)))
+        }
+        FinalizerError::RemoveFinalizer(e) if stale(&e) => {
+            Error::StaleCache(format!("failed to remove the finalizer: {}", kube_text(&e)))
+        }
         FinalizerError::AddFinalizer(e) => {
             Error::Finalizer(format!("failed to add the finalizer: {}", kube_text(&e)))
         }

@@ -66,6 +66,9 @@ pub async fn reconcile(volume: Arc<NetworkVolume>, ctx: Arc<Context>) -> Result<
 
 /// What to do after a failure.
 pub fn error_policy(volume: Arc<NetworkVolume>, error: &Error, ctx: Arc<Context>) -> Action {
+    if let Some(action) = super::quick_retry("NetworkVolume", &owner(&volume).key(), error, &ctx) {
+        return action;
+    }
     tracing::warn!(volume = %owner(&volume).key(), error = %error, "reconcile failed");
     ctx.metrics.error("NetworkVolume", error.metric_label());
     Action::requeue(ctx.backoff_for(&owner(&volume).key()))

@@ -67,6 +67,9 @@ pub async fn reconcile(workload: Arc<GpuWorkload>, ctx: Arc<Context>) -> Result<
 /// What to do after a failure: a bad spec or a missing account waits for a change (with a
 /// slow look again); transient failures back off per object.
 pub fn error_policy(workload: Arc<GpuWorkload>, error: &Error, ctx: Arc<Context>) -> Action {
+    if let Some(action) = super::quick_retry("GpuWorkload", &owner(&workload).key(), error, &ctx) {
+        return action;
+    }
     tracing::warn!(workload = %owner(&workload).key(), error = %error, "reconcile failed");
     ctx.metrics.error("GpuWorkload", error.metric_label());
     if error.is_transient() {

@@ -83,7 +83,9 @@ struct Sent {
 struct State {
     snapshot: Snapshot,
     refreshed_at: Option<Instant>,
-    stale: bool,
+    /// Set by an unknown outcome: the sequence number when it was marked. Only a refresh that
+    /// began after it clears it (one already in flight may have listed before the object).
+    stale_at: Option<u64>,
     /// The last write's sequence number.
     seq: u64,
     /// Writes not yet covered by a refresh that began after them.
@@ -117,7 +119,7 @@ impl Inventory {
             state: Mutex::new(State {
                 snapshot: Snapshot::default(),
                 refreshed_at: None,
-                stale: true,
+                stale_at: Some(0),
                 seq: 0,
                 writes: Vec::new(),
                 sent: Vec::new(),
@@ -165,13 +167,15 @@ impl Inventory {
         }
         state.snapshot = snapshot;
         state.refreshed_at = Some(Instant::now());
-        state.stale = false;
+        if state.stale_at.is_some_and(|at| at <= began) {
+            state.stale_at = None;
+        }
         Ok(())
     }
 
     fn due(&self) -> bool {
         let state = lock(&self.state);
-        state.stale
+        state.stale_at.is_some()
             || state
                 .refreshed_at
                 .is_none_or(|t| t.elapsed() >= self.resync)
@@ -230,7 +234,9 @@ impl Inventory {
     /// Forces the next [`Inventory::ensure_fresh`] to read RunPod again (after an unknown
     /// outcome, so a create is resolved by looking).
     pub fn mark_stale(&self) {
-        lock(&self.state).stale = true;
+        let mut state = lock(&self.state);
+        state.seq += 1;
+        state.stale_at = Some(state.seq);
     }
 
     /// A copy of the view.

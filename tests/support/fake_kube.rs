@@ -657,12 +657,11 @@ fn watch_stream(fake: FakeKube, target: Target, q: BTreeMap<String, String>) -> 
         loop {
             let (events, head) = {
                 let store = c.fake.store.lock().unwrap();
-                let events: Vec<Change> = store
-                    .history
+                let start = store.history.partition_point(|ch| ch.rv <= c.rv);
+                let events: Vec<Change> = store.history[start..]
                     .iter()
                     .filter(|ch| {
-                        ch.rv > c.rv
-                            && ch.resource == c.target.resource
+                        ch.resource == c.target.resource
                             && c.target
                                 .namespace
                                 .as_ref()
