@@ -7,10 +7,13 @@
 //! ```
 //!
 //! It creates the namespace `runpod-operator-e2e`, a Secret, a RunPodAccount named
-//! `e2e-sim` and a GpuWorkload, waits for the pod on the simulator and a Ready status, deletes
-//! the workload and waits for the pod to go, then removes what it made.
+//! `e2e-sim` and a GpuWorkload, runs the operator through `run_until` (what `run` calls),
+//! waits for `/readyz` of the leader to answer 200, for the pod on the simulator and a Ready
+//! status, deletes the workload and waits for the pod to go and its metric series to leave
+//! `/metrics`, shuts down and checks the Lease was released, then removes what it made. The
+//! same list runs on every `cargo test` against a fake API server (`tests/wiring.rs`).
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::{
@@ -19,11 +22,7 @@ use kube::{
 };
 use runpod_operator::{
     api::{GpuWorkload, RunPodAccount},
-    controller::{
-        http::Probe,
-        metrics::Metrics,
-        run::{RunConfig, controllers},
-    },
+    controller::run::{RunConfig, run_until},
     sim::{self, SimConfig},
 };
 use serde_json::json;
@@ -87,24 +86,45 @@ async fn the_controller_runs_a_workload_on_a_real_cluster() {
         .await
         .expect("the CRDs are installed (kubectl apply -f crds/)");
 
+    // `run_until` is what `runpod-operator run` calls: the watches, readiness, the Lease.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let config = RunConfig {
         kubeconfig: None,
         namespace: Some(NS.to_string()),
         concurrency: 2,
-        metrics_addr: "127.0.0.1:0".parse().unwrap(),
+        metrics_addr: addr,
         lease_namespace: NS.to_string(),
         lease_name: "e2e".to_string(),
         identity: "e2e".to_string(),
         lease: Default::default(),
-        progress_interval: runpod_operator::controller::PROGRESS_INTERVAL,
+        progress_interval: Duration::from_secs(2),
     };
-    let metrics = Arc::new(Metrics::default());
-    let probe = Probe {
-        ready: Default::default(),
-        metrics: metrics.clone(),
-        context: Default::default(),
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(run_until(config, async move {
+        let _ = stopped.await;
+    }));
+    let http = runpod_operator::tls::http_client_builder().build().unwrap();
+    let get = |path: &'static str| {
+        let http = http.clone();
+        async move {
+            match http.get(format!("http://{addr}{path}")).send().await {
+                Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+                Err(_) => (0, String::new()),
+            }
+        }
     };
-    let running = tokio::spawn(controllers(client.clone(), config, metrics, probe));
+    let mut leader_ready = false;
+    for _ in 0..30 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if get("/readyz").await.0 == 200 {
+            leader_ready = true;
+            break;
+        }
+    }
+    assert!(leader_ready, "the leader's /readyz answered 200");
 
     let key = sim.api_key.clone();
     let pods = |sim: &sim::SimHandle| {
@@ -144,7 +164,25 @@ async fn the_controller_runs_a_workload_on_a_real_cluster() {
     );
     assert_eq!(pods(&sim), 0, "the pod was deleted on RunPod");
 
-    running.abort();
+    let (_, metrics) = get("/metrics").await;
+    assert!(
+        !metrics.contains("name=\"trainer\""),
+        "a deleted workload kept its metric series:\n{metrics}"
+    );
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .expect("run_until ended within 10 s of the shutdown")
+        .unwrap()
+        .unwrap();
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(client.clone(), NS);
+    let lease = leases.get("e2e").await.unwrap();
+    assert_eq!(
+        lease.spec.and_then(|s| s.holder_identity),
+        None,
+        "the Lease was released on shutdown"
+    );
     let _ = accounts.delete("e2e-sim", &DeleteParams::default()).await;
     let _ = namespaces.delete(NS, &DeleteParams::default()).await;
 }

@@ -23,7 +23,7 @@ use super::{DeletionPolicy, LocalObjectRef, ManagementPolicy, SecretKeySelector,
     status = "GpuWorkloadStatus",
     cel,
     printcolumn(name = "Type", type_ = "string", json_path = ".spec.type"),
-    printcolumn(name = "GPU", type_ = "string", json_path = ".spec.gpu.types[0]"),
+    printcolumn(name = "GPU", type_ = "string", json_path = ".status.gpu"),
     printcolumn(name = "State", type_ = "string", json_path = ".status.state"),
     printcolumn(name = "$/h", type_ = "string", json_path = ".status.costPerHour"),
     printcolumn(
@@ -229,6 +229,7 @@ pub struct GpuSpec {
     /// GPUs per pod, or per worker for an endpoint. Default 1. The most a GPU type allows
     /// comes from RunPod's catalogue and is checked by the operator.
     #[serde(default = "one")]
+    #[schemars(range(min = 1))]
     #[x_kube(validation = Rule::new("self >= 1").message("spec.gpu.count must be at least 1"))]
     pub count: u32,
 
@@ -450,6 +451,10 @@ pub struct GpuWorkloadStatus {
     /// The state RunPod reports, e.g. `RUNNING`, `EXITED`, or for an endpoint `3 running / 30 max`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
+    /// The GPUs as `kubectl get` shows them: count and first choice, e.g.
+    /// `2x NVIDIA A100-SXM4-80GB` (`+1` more types when several are allowed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<String>,
     /// What the workload costs per hour right now, in USD.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost_per_hour: Option<Usd>,

@@ -28,10 +28,43 @@ pub const API_VERSION: &str = "v1alpha1";
 /// Every CRD of the operator, in the order `runpod-operator crd` prints them.
 pub fn crds() -> Vec<CustomResourceDefinition> {
     vec![
-        GpuWorkload::crd(),
-        NetworkVolume::crd(),
-        RunPodAccount::crd(),
+        published(GpuWorkload::crd()),
+        published(NetworkVolume::crd()),
+        published(RunPodAccount::crd()),
     ]
+}
+
+/// The CRD as published: no `nullable` on optional fields. The API server drops the `type`
+/// of a nullable field when it publishes OpenAPI v2, and `kubectl explain` then prints `<>`
+/// and shows nothing below it. An optional field is left out, never sent as `null`, and a
+/// `null` a user writes is pruned by the API server as if absent.
+pub fn published(crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    let Ok(mut value) = serde_json::to_value(&crd) else {
+        return crd;
+    };
+    if let Some(versions) = value["spec"]["versions"].as_array_mut() {
+        for version in versions {
+            strip_nullable(&mut version["schema"]["openAPIV3Schema"]);
+        }
+    }
+    serde_json::from_value(value).unwrap_or(crd)
+}
+
+fn strip_nullable(node: &mut serde_json::Value) {
+    let Some(object) = node.as_object_mut() else {
+        return;
+    };
+    object.remove("nullable");
+    if let Some(serde_json::Value::Object(children)) = object.get_mut("properties") {
+        for child in children.values_mut() {
+            strip_nullable(child);
+        }
+    }
+    for key in ["additionalProperties", "items"] {
+        if let Some(child) = object.get_mut(key) {
+            strip_nullable(child);
+        }
+    }
 }
 
 /// The CRDs as one multi-document YAML stream, exactly what `crds/` holds.

@@ -147,6 +147,19 @@ fn workspace(
     }
 }
 
+/// `2x NVIDIA A100-SXM4-80GB`, `1x NVIDIA L40S +2` (two more types allowed): the printer
+/// column of `kubectl get gpuworkloads`.
+fn gpu_summary(w: &GpuWorkload) -> Option<String> {
+    let gpu = &w.spec.gpu;
+    let first = gpu.types.first()?;
+    let more = gpu.types.len() - 1;
+    Some(if more == 0 {
+        format!("{}x {first}", gpu.count)
+    } else {
+        format!("{}x {first} +{more}", gpu.count)
+    })
+}
+
 fn stalled(w: &GpuWorkload) -> bool {
     w.status.as_ref().is_some_and(|s| {
         s.conditions
@@ -174,12 +187,13 @@ async fn write_status(
         hash: &item.hash,
         delta_per_hour: item.delta_per_hour,
     };
-    let status = workload_status(
+    let mut status = workload_status(
         w.status.as_ref(),
         &seen,
         w.metadata.generation,
         Timestamp::now(),
     );
+    status.gpu = gpu_summary(w);
     apply_status(&api, w, &status).await?;
     Ok(status)
 }

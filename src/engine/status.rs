@@ -65,6 +65,7 @@ pub fn workload_status(
         conditions,
         runpod_id: seen.runpod_id.map(String::from),
         state: seen.state.map(String::from),
+        gpu: None,
         cost_per_hour: money(seen.current_per_hour),
         worst_case_cost_per_hour: seen.worst_case_per_hour.and_then(money),
         projected_monthly_cost: money(seen.current_per_hour * Decimal::from(HOURS_PER_MONTH)),
