@@ -133,7 +133,7 @@ impl Elector {
                     holds
                 }
                 Err(e) => {
-                    tracing::warn!(lease = %self.name, error = %e, "failed to read or write the Lease");
+                    tracing::warn!(lease = %self.name, error = %super::kube_text(&e), "failed to read or write the Lease");
                     // A holder that cannot renew keeps leading until the Lease would expire
                     // for the others, never longer.
                     leading
@@ -165,7 +165,7 @@ impl Elector {
                     tracing::info!(identity = %self.identity, lease = %self.name, "released the lease")
                 }
                 Err(e) => {
-                    tracing::warn!(lease = %self.name, error = %e, "failed to release the lease; it expires on its own")
+                    tracing::warn!(lease = %self.name, error = %super::kube_text(&e), "failed to release the lease; it expires on its own")
                 }
             }
         }

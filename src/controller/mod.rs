@@ -310,7 +310,7 @@ impl Context {
             secondary: None,
         };
         if let Err(e) = self.recorder.publish(&event, &obj.object_ref(&())).await {
-            tracing::warn!(error = %e, "failed to publish an event");
+            tracing::warn!(error = %kube_text(&e), "failed to publish an event");
         }
     }
 
