@@ -137,7 +137,11 @@ impl Elector {
                     // A holder that cannot renew keeps leading until the Lease would expire
                     // for the others, never longer.
                     leading
-                        && renewed_at.elapsed() < self.timings.duration - self.timings.renew_every
+                        && renewed_at.elapsed()
+                            < self
+                                .timings
+                                .duration
+                                .saturating_sub(self.timings.renew_every)
                 }
             };
             if holds != leading {

@@ -58,14 +58,16 @@ pub struct Instance {
 }
 
 impl Instance {
-    /// Asks it to shut down (as SIGTERM does) and waits, at most 10 s, for `run_until` to end.
+    /// Asks it to shut down (as SIGTERM does) and waits for `run_until` to end, at most 30 s:
+    /// a Pod's default termination grace period. The reconciles in flight finish first, and
+    /// one may be waiting out a RunPod backoff after an injected 429 or 503.
     pub async fn stop(mut self) -> Result<(), RunError> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        tokio::time::timeout(Duration::from_secs(10), &mut self.task)
+        tokio::time::timeout(Duration::from_secs(30), &mut self.task)
             .await
-            .expect("run_until ended within 10 s of the shutdown")
+            .expect("run_until ended within 30 s of the shutdown")
             .expect("run_until did not panic")
     }
 
