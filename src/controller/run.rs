@@ -92,6 +92,10 @@ where
     }
 }
 
+/// How long the reconciles in flight may take to finish after a shutdown, leaving room for the
+/// Lease release inside the chart's 30 s termination grace period.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
 /// Runs the operator until SIGTERM (or ctrl-c), or until it loses the lease.
 pub async fn run(config: RunConfig) -> Result<(), RunError> {
     run_until(config, shutdown_signal()).await
@@ -207,7 +211,19 @@ pub async fn run_until(
     };
     // `lead` owns the only receiver: when it returns, the election task sees the channel close
     // and releases the Lease. Wait for that (bounded), then for the HTTP server.
-    let result = lead(leader, work, shutdown.wait()).await;
+    let grace = shutdown.clone();
+    let result = tokio::select! {
+        result = lead(leader, work, shutdown.wait()) => result,
+        // A reconcile may be waiting out a RunPod Retry-After: do not outlive the Pod's grace
+        // period. Dropping a reconcile is safe: every create is looked up before it is retried.
+        () = async {
+            grace.wait().await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => {
+            tracing::warn!("reconciles still running {SHUTDOWN_GRACE:?} after the shutdown: stopping them");
+            Ok(())
+        }
+    };
     if tokio::time::timeout(Duration::from_secs(5), election)
         .await
         .is_err()
