@@ -15,7 +15,7 @@ use runpod_operator::{
     reconcile::{
         Report, Workspace, apply_pass,
         executor::{Outcome, execute},
-        inventory::Inventory,
+        inventory::{self, Inventory},
         plan_workspace,
     },
     runpod::{Client, ClientConfig},
@@ -101,12 +101,7 @@ impl Operator {
     }
 
     fn calls(&self, method: &str, prefix: &str) -> usize {
-        self.sim
-            .sim
-            .requests()
-            .iter()
-            .filter(|r| r.method == method && r.path.starts_with(prefix))
-            .count()
+        self.sim.sim.calls(method, prefix)
     }
 
     async fn state(&self) -> Value {
@@ -562,6 +557,38 @@ async fn an_unknown_outcome_during_a_refresh_forces_another_one() {
         op.calls("GET", "/v2/pods"),
         before + 1,
         "one look is enough"
+    );
+}
+
+/// A workload waiting on RunPod reads its own object by id, but waiting workloads never
+/// cost more than a refresh would: after three reads by id the next look refreshes the
+/// account, and looks right after a refresh read nothing.
+#[tokio::test]
+async fn waiting_workloads_cost_no_more_than_a_refresh() {
+    let op = Operator::start(funded()).await;
+    let ws = two_training_pods(json!({"apiKeySecretRef": {"namespace": "x", "name": "y"}}));
+    op.inventory.refresh().await.unwrap();
+    let items = plan_workspace(&ws, &op.inventory.snapshot(), &op.prices, Timestamp::now());
+    let Outcome::Done(id) = execute(&items[0].actions[0], &op.inventory).await else {
+        panic!("the create failed")
+    };
+    op.inventory.look(&id).await.unwrap();
+    assert_eq!(op.calls("GET", "/v2/pods/"), 0, "a fresh refresh is enough");
+    tokio::time::sleep(inventory::FRESH_ENOUGH + Duration::from_millis(100)).await;
+    let lists = |op: &Operator| op.calls("GET", "/v2/pods") - op.calls("GET", "/v2/pods/");
+    let lists_before = lists(&op);
+    for _ in 0..10 {
+        op.inventory.look(&id).await.unwrap();
+    }
+    assert_eq!(
+        op.calls("GET", "/v2/pods/"),
+        inventory::LOOKS_PER_REFRESH as usize,
+        "reads by id"
+    );
+    assert_eq!(
+        lists(&op),
+        lists_before + 1,
+        "then one refresh served the rest"
     );
 }
 

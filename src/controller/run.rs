@@ -71,9 +71,6 @@ pub enum RunError {
         /// The cause.
         source: std::io::Error,
     },
-    /// Leader election failed.
-    #[error("leader election failed: {0}")]
-    Lease(String),
     /// Leading ended.
     #[error(transparent)]
     Lead(#[from] LeadError),

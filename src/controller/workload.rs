@@ -32,9 +32,6 @@ use crate::{
     runpod::ErrorClass,
 };
 
-/// A full refresh younger than this is fresh enough: no targeted read.
-const LOOK_AFTER: Duration = Duration::from_secs(2);
-
 /// The RunPod id of a workload whose object exists and is not Ready yet: it waits on RunPod.
 fn waiting_on(w: &GpuWorkload) -> Option<&str> {
     let status = w.status.as_ref()?;
@@ -234,9 +231,7 @@ async fn apply(w: Arc<GpuWorkload>, ctx: &Context) -> Result<Action, Error> {
     // Waiting on RunPod (provisioning, starting): read this workload's own object again, so
     // it turns Ready when RunPod says so, not on the next account-wide resync.
     let look = match (&fresh, waiting_on(&w)) {
-        (Ok(()), Some(id)) if runtime.inventory.age().is_none_or(|a| a >= LOOK_AFTER) => {
-            runtime.inventory.look(id).await
-        }
+        (Ok(()), Some(id)) => runtime.inventory.look(id).await,
         _ => Ok(()),
     };
     if let Err(e) = fresh.and(look) {

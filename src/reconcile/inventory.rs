@@ -36,6 +36,13 @@ pub struct Snapshot {
     pub account: Option<Account>,
 }
 
+/// A full refresh younger than this is fresh enough: [`Inventory::look`] reads nothing.
+pub const FRESH_ENOUGH: Duration = Duration::from_secs(2);
+
+/// Reads by id between two full refreshes, at most: a refresh costs three lists and the
+/// account query, so beyond this many one refresh is the cheaper way to look.
+pub const LOOKS_PER_REFRESH: u32 = 3;
+
 /// A write RunPod answered, kept until a refresh that began after it.
 #[derive(Clone, Debug)]
 enum Write {
@@ -92,6 +99,8 @@ struct State {
     writes: Vec<(u64, Write)>,
     /// The spending ledger.
     sent: Vec<Sent>,
+    /// Reads by id since the last full refresh (see [`Inventory::look`]).
+    looks: u32,
     /// Moves on every reservation and release, so a reconcile that planned against an older
     /// ledger plans again.
     ledger_version: u64,
@@ -123,6 +132,7 @@ impl Inventory {
                 seq: 0,
                 writes: Vec::new(),
                 sent: Vec::new(),
+                looks: 0,
                 ledger_version: 0,
             }),
             refreshing: tokio::sync::Mutex::new(()),
@@ -166,6 +176,7 @@ impl Inventory {
             state.ledger_version += 1;
         }
         state.snapshot = snapshot;
+        state.looks = 0;
         state.refreshed_at = Some(Instant::now());
         if state.stale_at.is_some_and(|at| at <= began) {
             state.stale_at = None;
@@ -195,24 +206,39 @@ impl Inventory {
         }
     }
 
-    /// How long ago the last full refresh ended (`None`: never).
-    pub fn age(&self) -> Option<Duration> {
-        lock(&self.state).refreshed_at.map(|t| t.elapsed())
-    }
-
     /// Reads one known pod or endpoint again (`GET /v2/pods/{id}` or the endpoint), for a
-    /// workload waiting on RunPod (provisioning, starting): one request instead of a full
-    /// refresh, and the state is seen when it changes, not on the next resync. An id the
-    /// inventory does not hold is left alone (the next refresh finds it); one RunPod no longer
-    /// knows is removed.
+    /// workload waiting on RunPod (provisioning, starting): the state is seen when it changes,
+    /// not on the next resync. Nothing is read when the last full refresh is younger than
+    /// [`FRESH_ENOUGH`]. When many workloads wait at once, one refresh serves them all: after
+    /// [`LOOKS_PER_REFRESH`] reads by id (what a refresh costs) the next look refreshes the
+    /// whole account instead, so waiting workloads never cost more than the lists would. An id
+    /// the inventory does not hold is left alone (the next refresh finds it); one RunPod no
+    /// longer knows is removed.
     pub async fn look(&self, id: &str) -> Result<(), Error> {
-        let (is_pod, is_endpoint) = {
-            let state = lock(&self.state);
+        let fresh = |state: &State| {
+            state
+                .refreshed_at
+                .is_some_and(|t| t.elapsed() < FRESH_ENOUGH)
+        };
+        let (is_pod, is_endpoint, refresh) = {
+            let mut state = lock(&self.state);
+            if fresh(&state) {
+                return Ok(());
+            }
+            state.looks += 1;
             (
                 state.snapshot.pods.iter().any(|p| p.id == id),
                 state.snapshot.endpoints.iter().any(|e| e.id == id),
+                state.looks > LOOKS_PER_REFRESH,
             )
         };
+        if refresh {
+            let _one = self.refreshing.lock().await;
+            if fresh(&lock(&self.state)) {
+                return Ok(());
+            }
+            return self.read_all().await;
+        }
         if is_pod {
             match self.client.get_pod(id).await {
                 Ok(pod) => self.put_pod(pod),

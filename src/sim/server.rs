@@ -190,6 +190,14 @@ impl Sim {
         lock(&self.log).clone()
     }
 
+    /// How many requests `method` to a path starting with `prefix` were answered so far.
+    pub fn calls(&self, method: &str, prefix: &str) -> usize {
+        lock(&self.log)
+            .iter()
+            .filter(|r| r.method == method && r.path.starts_with(prefix))
+            .count()
+    }
+
     /// Every response that broke the spec so far.
     pub fn violations(&self) -> Vec<String> {
         lock(&self.violations).clone()

@@ -252,30 +252,30 @@ impl Harness {
 
     /// RunPod pods and endpoints by name.
     pub fn runpod_objects(&self) -> BTreeMap<String, usize> {
-        let key = self.sim.api_key.clone();
-        self.sim.sim.with_world(move |w| {
-            let mut out = BTreeMap::new();
-            if let Some(a) = w.account(&key) {
-                for p in a.pods.values() {
-                    *out.entry(p.name.clone()).or_default() += 1;
-                }
-                for e in a.endpoints.values() {
-                    *out.entry(e.name.clone()).or_default() += 1;
-                }
-            }
-            out
+        self.runpod_names(|a| {
+            a.pods
+                .values()
+                .map(|p| p.name.clone())
+                .chain(a.endpoints.values().map(|e| e.name.clone()))
+                .collect()
         })
     }
 
     /// RunPod network volumes by name.
     pub fn runpod_volumes(&self) -> BTreeMap<String, usize> {
+        self.runpod_names(|a| a.volumes.values().map(|v| v.name.clone()).collect())
+    }
+
+    /// How many objects of each name `names` finds in the test account.
+    fn runpod_names(
+        &self,
+        names: impl FnOnce(&runpod_operator::sim::world::Account) -> Vec<String>,
+    ) -> BTreeMap<String, usize> {
         let key = self.sim.api_key.clone();
         self.sim.sim.with_world(move |w| {
             let mut out = BTreeMap::new();
-            if let Some(a) = w.account(&key) {
-                for v in a.volumes.values() {
-                    *out.entry(v.name.clone()).or_default() += 1;
-                }
+            for name in w.account(&key).map(names).unwrap_or_default() {
+                *out.entry(name).or_default() += 1;
             }
             out
         })
@@ -283,12 +283,7 @@ impl Harness {
 
     /// Requests RunPod answered, by `METHOD path-prefix`, whatever the status.
     pub fn runpod_requests(&self, method: &str, prefix: &str) -> usize {
-        self.sim
-            .sim
-            .requests()
-            .iter()
-            .filter(|r| r.method == method && r.path.starts_with(prefix))
-            .count()
+        self.sim.sim.calls(method, prefix)
     }
 
     /// Creates RunPod made (`POST /v2/pods`, `/v2/serverless`, `/v2/network-volumes`): the
