@@ -227,7 +227,7 @@ async fn apply(w: Arc<GpuWorkload>, ctx: &Context) -> Result<Action, Error> {
     }
 
     let runtime = ctx.runtimes.get(&ctx.client, &account).await?;
-    let fresh = runtime.inventory.ensure_fresh().await.and(Ok(()));
+    let fresh = runtime.inventory.ensure_fresh().await;
     // Waiting on RunPod (provisioning, starting): read this workload's own object again, so
     // it turns Ready when RunPod says so, not on the next account-wide resync.
     let look = match (&fresh, waiting_on(&w)) {
