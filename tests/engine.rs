@@ -15,10 +15,11 @@ use runpod_operator::{
         conditions::Verdict,
         desired::{Desired, DesiredError, References, VolumeRef, desired},
         identity::{OWNER_ENV, Owner},
+        index::Lookup,
         model::apply,
         plan::{
             Action, CONDITION_REPLACE_NEEDS_APPROVAL, CONDITION_STOPPED_TOO_LONG, Context, Money,
-            Observed, Pending, Plan, credit_victims, plan, plan_delete,
+            Observed, ObservedIndex, Pending, Plan, credit_victims, plan, plan_delete,
         },
         prices::PriceCatalogue,
     },
@@ -130,12 +131,34 @@ impl World {
         }
     }
 
+    /// Plans by scanning the account and again through the inventory's index: every test of
+    /// this file also checks that the two find the same objects and plan the same.
     fn plan_with(&self, spec: &GpuWorkloadSpec, ctx: Context<'_>) -> Plan {
+        let desired = self.desired(spec);
+        let scanned = plan(&desired, Observed::scan(&self.pods, &self.endpoints), &ctx);
+        let pods = Lookup::build(
+            &self.pods,
+            |p| &p.id,
+            |p| &p.name,
+            |p| p.env.get(OWNER_ENV).map(String::as_str),
+        );
+        let endpoints = Lookup::build(
+            &self.endpoints,
+            |e| &e.id,
+            |e| &e.name,
+            |e| e.env.get(OWNER_ENV).map(String::as_str),
+        );
         let observed = Observed {
             pods: &self.pods,
             endpoints: &self.endpoints,
+            index: Some(ObservedIndex {
+                pods: &pods,
+                endpoints: &endpoints,
+            }),
         };
-        plan(&self.desired(spec), observed, &ctx)
+        let indexed = plan(&desired, observed, &ctx);
+        assert_eq!(indexed, scanned, "the index finds what a scan finds");
+        indexed
     }
 
     fn plan(&self, spec: &GpuWorkloadSpec) -> Plan {
@@ -733,10 +756,7 @@ fn deleting_the_workload_deletes_what_it_owns_and_orphan_keeps_it() {
     let mut w = World::new();
     w.converge(&spec(POD));
     w.converge(&spec(ENDPOINT));
-    let observed = Observed {
-        pods: &w.pods,
-        endpoints: &w.endpoints,
-    };
+    let observed = Observed::scan(&w.pods, &w.endpoints);
     assert_eq!(plan_delete(&w.owner, None, observed, false).len(), 2);
     assert!(plan_delete(&w.owner, None, observed, true).is_empty());
     let stranger = Owner {
@@ -944,10 +964,7 @@ fn a_stopped_pod_is_not_started_when_its_price_is_unknown() {
     let empty = PriceCatalogue::from_parts(vec![], vec![], Default::default());
     let mut ctx = w.ctx(&s, money());
     ctx.prices = &empty;
-    let observed = Observed {
-        pods: &w.pods,
-        endpoints: &w.endpoints,
-    };
+    let observed = Observed::scan(&w.pods, &w.endpoints);
     let plan = plan(&wanted, observed, &ctx);
     assert_eq!(
         plan.state.as_deref(),

@@ -82,6 +82,7 @@ impl Demo {
                 let _ = self.advance(30).await;
             },
             None,
+            None,
         )
         .await?;
         print!("{}", status_table(&items));

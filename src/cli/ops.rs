@@ -20,8 +20,8 @@ use super::{CliError, OutputFormat, connect::RunPodArgs, render, workspace};
 use crate::{
     engine::{plan::Action, prices::PriceCatalogue},
     reconcile::{
-        Item, Orphan, Workspace, apply_pass, executor::Outcome, inventory::Inventory, orphans,
-        plan_workspace,
+        Item, Orphan, Workspace, apply_pass, execute_plan, executor::Outcome, inventory::Inventory,
+        orphans, plan_workspace,
     },
 };
 
@@ -271,13 +271,16 @@ fn plan_exit(items: &[Item]) -> ExitCode {
 }
 
 /// Passes until every object is Ready (or only refusals remain), calling `between` between
-/// passes. Returns the last pass's items and the failures seen.
+/// passes. `first` is a plan already made against the inventory as it stands (the one shown
+/// before asking): the first pass runs it instead of reading RunPod and planning again.
+/// Returns the last pass's items and the failures seen.
 pub async fn apply_until_ready<F, Fut>(
     ws: &Workspace,
     inventory: &Inventory,
     timeout: Duration,
     mut between: F,
     progress: Option<&indicatif::ProgressBar>,
+    mut first: Option<Vec<Item>>,
 ) -> Result<(Vec<Item>, Vec<String>), CliError>
 where
     F: FnMut() -> Fut,
@@ -287,9 +290,12 @@ where
     let started = Instant::now();
     let mut failures = Vec::new();
     loop {
-        let report = apply_pass(ws, inventory, &prices, now())
-            .await
-            .map_err(CliError::RunPod)?;
+        let report = match first.take() {
+            Some(items) => execute_plan(items, inventory).await,
+            None => apply_pass(ws, inventory, &prices, now())
+                .await
+                .map_err(CliError::RunPod)?,
+        };
         for item in &report.items {
             if let Some(Outcome::Failed(e)) = &item.outcome {
                 failures.push(format!("{}: {e}", item.key));
@@ -347,16 +353,21 @@ pub(super) fn run_apply(args: &ApplyArgs) -> Result<ExitCode, CliError> {
         let prices = PriceCatalogue::builtin();
         let items = plan_workspace(&ws, &conn.inventory.snapshot(), &prices, now());
         let table = args.common.output == OutputFormat::Table;
+        let count = items.len();
         if table {
             print!("{}", plan_table(&items));
         }
         let pending = items.iter().any(|i| i.actions.iter().any(Action::writes));
-        if pending && !args.yes && !confirm()? {
+        let asked = pending && !args.yes;
+        if asked && !confirm()? {
             println!("Nothing applied.");
             return Ok(ExitCode::from(1));
         }
+        // The plan just shown is the first pass, unless a person took time to confirm it:
+        // then RunPod is read again.
+        let first = (!asked).then_some(items);
         let bar = table.then(|| {
-            let bar = indicatif::ProgressBar::new(items.len() as u64);
+            let bar = indicatif::ProgressBar::new(count as u64);
             bar.set_style(
                 indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} ready  {msg}")
                     .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
@@ -370,6 +381,7 @@ pub(super) fn run_apply(args: &ApplyArgs) -> Result<ExitCode, CliError> {
             Duration::from_secs(args.timeout),
             || tokio::time::sleep(interval),
             bar.as_ref(),
+            first,
         )
         .await?;
         if let Some(bar) = bar {

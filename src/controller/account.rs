@@ -64,7 +64,7 @@ async fn apply(account: &RunPodAccount, ctx: &Context) -> Result<Action, Error> 
                 ),
                 ..RunPodAccountStatus::default()
             };
-            apply_status(&api, account, &status).await?;
+            apply_status(&api, account, account.status.as_ref(), &status).await?;
             return Err(e);
         }
     };
@@ -140,7 +140,7 @@ async fn apply(account: &RunPodAccount, ctx: &Context) -> Result<Action, Error> 
         managed_count: Some(managed),
         orphans: found,
     };
-    apply_status(&api, account, &status).await?;
+    apply_status(&api, account, account.status.as_ref(), &status).await?;
     if let Some(m) = money {
         ctx.metrics.account(
             &name,

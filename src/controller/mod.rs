@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod rbac;
 pub mod run;
 pub mod runtimes;
+pub mod totals;
 pub mod volume;
 pub mod workload;
 
@@ -234,6 +235,8 @@ pub struct Context {
     /// How soon a workload with something in progress (a write sent, an object provisioning)
     /// is looked at again.
     pub progress_interval: Duration,
+    /// Every account's totals (worst case, credit ranking), kept by the watches.
+    pub totals: Arc<totals::Totals>,
 }
 
 /// The default of [`Context::progress_interval`].
@@ -267,7 +270,34 @@ impl Context {
             backoff: Default::default(),
             synced: Arc::new(Synced::assumed()),
             progress_interval: PROGRESS_INTERVAL,
+            totals: Arc::default(),
         }
+    }
+
+    /// Reads one account's totals: kept by the watches when they feed them, else computed
+    /// from the stores.
+    pub fn account_totals<R>(
+        &self,
+        account: &str,
+        f: impl FnOnce(&crate::engine::totals::AccountTotals) -> R,
+    ) -> R {
+        if self.totals.is_fed() {
+            self.totals.read(account, f)
+        } else {
+            f(&totals::Totals::from_stores(
+                account,
+                &self.workloads.state(),
+                &self.volumes.state(),
+                &self.prices,
+            ))
+        }
+    }
+
+    /// The same context, reading account totals that watches keep (see [`totals`]).
+    #[must_use]
+    pub fn with_totals(mut self, totals: Arc<totals::Totals>) -> Self {
+        self.totals = totals;
+        self
     }
 
     /// The same context, reconciling only once `synced` says every store has loaded.
@@ -392,15 +422,22 @@ where
     result
 }
 
-/// Writes an object's status by server-side apply, under the operator's field manager.
-pub async fn apply_status<K>(
+/// Writes an object's status by server-side apply, under the operator's field manager,
+/// unless it is the status the object already has (`previous`): a steady resync writes
+/// nothing. Returns whether it wrote.
+pub async fn apply_status<K, S>(
     api: &kube::Api<K>,
     obj: &K,
-    status: impl Serialize,
-) -> Result<(), Error>
+    previous: Option<&S>,
+    status: &S,
+) -> Result<bool, Error>
 where
     K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    S: Serialize + PartialEq,
 {
+    if previous == Some(status) {
+        return Ok(false);
+    }
     let patch = json!({
         "apiVersion": K::api_version(&()),
         "kind": K::kind(&()),
@@ -412,7 +449,7 @@ where
         &Patch::Apply(&patch),
     )
     .await
-    .map(|_| ())
+    .map(|_| true)
     .map_err(|source| Error::Kube {
         action: format!("write the status of {}", obj.name_any()),
         source,

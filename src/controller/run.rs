@@ -30,6 +30,7 @@ use super::{
     http::{Probe, router},
     leader::{LeadError, LeaseTimings, elect, lead},
     metrics::Metrics,
+    totals::Totals,
     volume, workload,
 };
 use crate::api::{GpuWorkload, NetworkVolume, RunPodAccount};
@@ -264,6 +265,10 @@ pub async fn controllers(
     // the stream itself: waiting on the stores would compete with kube-runtime's own wait
     // (a store wakes one waiter only).
     let synced = Arc::new(Synced::pending(probe.ready.clone()));
+    // Account totals follow every workload and volume event, so no reconcile walks the others.
+    let totals = Arc::new(Totals::default());
+    totals.feed();
+    let prices = crate::engine::prices::PriceCatalogue::builtin();
 
     let (workloads, workload_writer) = reflector::store::<GpuWorkload>();
     let workload_stream = reflector::reflector(
@@ -271,6 +276,10 @@ pub async fn controllers(
         watcher(api::<GpuWorkload>(&client, ns), wc.clone()),
     )
     .default_backoff()
+    .inspect_ok({
+        let (totals, prices) = (totals.clone(), prices.clone());
+        move |event| totals.workload_event(event, &prices)
+    })
     .inspect_ok(loaded(&synced, StoreKind::Workloads))
     .applied_objects()
     .predicate_filter(changes(), Default::default());
@@ -280,6 +289,10 @@ pub async fn controllers(
         watcher(api::<NetworkVolume>(&client, ns), wc.clone()),
     )
     .default_backoff()
+    .inspect_ok({
+        let (totals, prices) = (totals.clone(), prices.clone());
+        move |event| totals.volume_event(event, &prices)
+    })
     .inspect_ok(loaded(&synced, StoreKind::Volumes))
     .applied_objects()
     .predicate_filter(changes(), Default::default());
@@ -302,7 +315,8 @@ pub async fn controllers(
             metrics,
         )
         .with_synced(synced)
-        .with_progress_interval(config.progress_interval),
+        .with_progress_interval(config.progress_interval)
+        .with_totals(totals),
     );
     let _ = probe.context.set(ctx.clone());
     let controller_config = Config::default().concurrency(config.concurrency);

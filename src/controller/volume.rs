@@ -9,11 +9,7 @@ use kube::{Api, ResourceExt, runtime::controller::Action};
 use super::{Context, Error, account_name, apply_status, finalized};
 use crate::{
     api::{DeletionPolicy, ManagementPolicy, NetworkVolume, NetworkVolumeStatus, Usd},
-    engine::{
-        conditions::merge,
-        identity::Owner,
-        plan::{Observed, plan_volume_delete},
-    },
+    engine::{conditions::merge, identity::Owner, plan::plan_volume_delete},
     reconcile::{AccountView, Workspace, executor::Outcome, executor::execute},
 };
 
@@ -136,7 +132,7 @@ async fn apply(v: Arc<NetworkVolume>, ctx: &Context) -> Result<Action, Error> {
     };
     let api: Api<NetworkVolume> =
         Api::namespaced(ctx.client.clone(), &v.namespace().unwrap_or_default());
-    apply_status(&api, &*v, &status).await?;
+    apply_status(&api, &*v, v.status.as_ref(), &status).await?;
     if let Some(e) = failure {
         return Err(e.into());
     }
@@ -178,10 +174,7 @@ async fn cleanup(v: Arc<NetworkVolume>, ctx: &Context) -> Result<Action, Error> 
     runtime.inventory.refresh().await?;
     let snapshot = runtime.inventory.snapshot();
     let known = v.status.as_ref().and_then(|s| s.runpod_id.clone());
-    let observed = Observed {
-        pods: &snapshot.pods,
-        endpoints: &snapshot.endpoints,
-    };
+    let observed = snapshot.observed();
     let steps = plan_volume_delete(
         &owner(&v),
         known.as_deref(),

@@ -22,7 +22,7 @@ use crate::{
     },
     engine::{
         identity::Owner,
-        plan::{Action as Step, Observed, plan_delete},
+        plan::{Action as Step, plan_delete},
         status::{Observation, workload_status},
     },
     reconcile::{
@@ -113,7 +113,9 @@ async fn env_secrets(
     Ok(out)
 }
 
-/// The account's objects, as the engine's workspace (for the account cap).
+/// What one workload's plan reads of its account: the settings, the NetworkVolumes of its
+/// namespace (its references) and the Secrets it reads. The other workloads are not copied:
+/// the account cap and the credit policy read the account's totals.
 fn workspace(
     ctx: &Context,
     account: &RunPodAccount,
@@ -123,21 +125,15 @@ fn workspace(
     let name = account.name_any();
     Workspace {
         account: account.spec.clone(),
-        workloads: ctx
-            .workloads
-            .state()
-            .iter()
-            .filter(|w| {
-                account_name(w.spec.account_ref.as_ref()) == name
-                    && w.metadata.deletion_timestamp.is_none()
-            })
-            .map(|w| (**w).clone())
-            .collect(),
+        workloads: Vec::new(),
         volumes: ctx
             .volumes
             .state()
             .iter()
-            .filter(|v| account_name(v.spec.account_ref.as_ref()) == name)
+            .filter(|v| {
+                v.metadata.namespace.as_deref().unwrap_or_default() == namespace
+                    && account_name(v.spec.account_ref.as_ref()) == name
+            })
             .map(|v| (**v).clone())
             .collect(),
         secrets: BTreeMap::from([(namespace.to_string(), secrets)]),
@@ -191,7 +187,7 @@ async fn write_status(
         Timestamp::now(),
     );
     status.gpu = gpu_summary(w);
-    apply_status(&api, w, &status).await?;
+    apply_status(&api, w, w.status.as_ref(), &status).await?;
     Ok(status)
 }
 
@@ -212,7 +208,8 @@ async fn apply(w: Arc<GpuWorkload>, ctx: &Context) -> Result<Action, Error> {
     // The spec first: a workload that cannot be built makes no RunPod call.
     let empty = Snapshot::default();
     let precheck =
-        AccountView::new(&ws, &empty, &ctx.prices, Timestamp::now()).plan_workload(&w, None);
+        AccountView::with_total(&ws, &empty, &ctx.prices, Timestamp::now(), Decimal::ZERO)
+            .plan_workload(&w, None);
     if precheck.verdicts.iter().any(|v| v.reason == "InvalidSpec") {
         let was_stalled = stalled(&w);
         write_status(&w, ctx, &precheck, Decimal::ZERO).await?;
@@ -242,7 +239,8 @@ async fn apply(w: Arc<GpuWorkload>, ctx: &Context) -> Result<Action, Error> {
     }
     let snapshot = runtime.inventory.snapshot();
     let now = Timestamp::now();
-    let view = AccountView::new(&ws, &snapshot, &ctx.prices, now);
+    let total_worst = ctx.account_totals(&name, |t| t.worst_per_hour());
+    let view = AccountView::with_total(&ws, &snapshot, &ctx.prices, now, total_worst);
     // What other reconciles of the account approved and RunPod does not bill yet.
     let (pending, ledger) = runtime.inventory.pending(&key);
     let budget = Budget {
@@ -250,20 +248,10 @@ async fn apply(w: Arc<GpuWorkload>, ctx: &Context) -> Result<Action, Error> {
         pending,
     };
     let mut item = view.plan_within(&w, None, &budget);
-    let current: Vec<(String, i32, Decimal)> = ws
-        .workloads
-        .iter()
-        .map(|other| {
-            let cost = other
-                .status
-                .as_ref()
-                .and_then(|s| s.cost_per_hour)
-                .map(|c| c.amount())
-                .unwrap_or_default();
-            (owner(other).key(), other.spec.priority, cost)
-        })
-        .collect();
-    if view.credit_victims(&current).contains(&key) {
+    let victim = ctx
+        .account_totals(&name, |t| view.credit_victims_ranked(t.ranking()))
+        .contains(&key);
+    if victim {
         item = view.plan_within(&w, Some(view.forced_reason(&w)), &budget);
     }
 
@@ -295,7 +283,7 @@ async fn apply(w: Arc<GpuWorkload>, ctx: &Context) -> Result<Action, Error> {
         outcome = Some((step, result));
         // Show what RunPod holds now.
         let snapshot = runtime.inventory.snapshot();
-        let view = AccountView::new(&ws, &snapshot, &ctx.prices, now);
+        let view = AccountView::with_total(&ws, &snapshot, &ctx.prices, now, total_worst);
         let after = view.plan_workload(&w, None);
         item = Item {
             outcome: None,
@@ -377,7 +365,7 @@ fn snapshot_cost(snapshot: &Snapshot, item: &Item) -> Decimal {
     let Some(id) = &item.runpod_id else {
         return Decimal::ZERO;
     };
-    match snapshot.pods.iter().find(|p| &p.id == id) {
+    match snapshot.pod(id) {
         Some(pod) => Decimal::try_from(pod.cost).unwrap_or_default(),
         None => item.expected_per_hour.unwrap_or_default(),
     }
@@ -447,10 +435,7 @@ async fn cleanup(w: Arc<GpuWorkload>, ctx: &Context) -> Result<Action, Error> {
     runtime.inventory.refresh().await?;
     let snapshot = runtime.inventory.snapshot();
     let known = w.status.as_ref().and_then(|s| s.runpod_id.clone());
-    let observed = Observed {
-        pods: &snapshot.pods,
-        endpoints: &snapshot.endpoints,
-    };
+    let observed = snapshot.observed();
     for step in plan_delete(&owner(&w), known.as_deref(), observed, false) {
         match execute(&step, &runtime.inventory).await {
             Outcome::Failed(e) => return Err(e.into()),

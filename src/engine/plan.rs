@@ -32,6 +32,7 @@ use super::{
     cost::{Usage, WorkloadCost, workload_cost},
     desired::{Desired, DesiredEndpoint, DesiredMount, DesiredPod},
     identity::{OWNER_ENV, Owner},
+    index::Lookup,
     prices::{HOURS_PER_MONTH, PriceCatalogue},
 };
 use crate::{
@@ -139,6 +140,29 @@ pub struct Observed<'a> {
     pub pods: &'a [Pod],
     /// Every endpoint of the account.
     pub endpoints: &'a [Endpoint],
+    /// Where each pod and endpoint is, when the inventory keeps an index: a workload's own
+    /// objects are then found by look-up, not by a scan of the account. `None` scans.
+    pub index: Option<ObservedIndex<'a>>,
+}
+
+/// The indexes of [`Observed`]'s two lists.
+#[derive(Clone, Copy, Debug)]
+pub struct ObservedIndex<'a> {
+    /// Of `pods`.
+    pub pods: &'a Lookup,
+    /// Of `endpoints`.
+    pub endpoints: &'a Lookup,
+}
+
+impl<'a> Observed<'a> {
+    /// The lists alone, found by scanning.
+    pub fn scan(pods: &'a [Pod], endpoints: &'a [Endpoint]) -> Self {
+        Self {
+            pods,
+            endpoints,
+            index: None,
+        }
+    }
 }
 
 /// One step towards the desired state.
@@ -398,22 +422,37 @@ fn decimal(f: f64) -> Decimal {
 /// and all, so a console edit can never make the operator create a second one.
 fn owned<'a, T>(
     items: &'a [T],
+    index: Option<&Lookup>,
     id: impl Fn(&T) -> &str,
     name: impl Fn(&T) -> &str,
     marker: impl Fn(&T) -> Option<&str>,
     ctx: &Context<'_>,
 ) -> Vec<&'a T> {
     let runpod_name = ctx.owner.runpod_name();
-    items
-        .iter()
-        .filter(|item| {
-            let item_id = id(item);
-            ctx.adopt_id == Some(item_id)
-                || ctx.known_id == Some(item_id)
-                || marker(item) == Some(ctx.owner.uid.as_str())
-                || name(item) == runpod_name
-        })
-        .collect()
+    let mine = |item: &T| {
+        let item_id = id(item);
+        ctx.adopt_id == Some(item_id)
+            || ctx.known_id == Some(item_id)
+            || marker(item) == Some(ctx.owner.uid.as_str())
+            || name(item) == runpod_name
+    };
+    let candidates = index.and_then(|index| {
+        index.candidates(
+            items.len(),
+            &[ctx.adopt_id, ctx.known_id],
+            &runpod_name,
+            Some(ctx.owner.uid.as_str()),
+        )
+    });
+    match candidates {
+        // The index narrows the search; the rule itself still decides.
+        Some(positions) => positions
+            .into_iter()
+            .map(|at| &items[at])
+            .filter(|item| mine(item))
+            .collect(),
+        None => items.iter().filter(|item| mine(item)).collect(),
+    }
 }
 
 // ---- money ----------------------------------------------------------------------------------
@@ -549,33 +588,57 @@ pub fn credit_victims(
     minimum_runway_hours: u32,
     workloads: &[(String, i32, Decimal)],
 ) -> Vec<String> {
-    let hours = Decimal::from(minimum_runway_hours);
-    let mut spend = spend_per_hour;
+    let sorted = credit_order(workloads);
+    credit_victims_ranked(
+        balance,
+        spend_per_hour,
+        minimum_runway_hours,
+        sorted.iter().map(|(k, p, c)| (k.as_str(), *p, *c)),
+    )
+}
+
+/// The workloads that cost something now, in the order the credit policy stops them: lowest
+/// priority first, then the most expensive, then by key.
+pub fn credit_order(workloads: &[(String, i32, Decimal)]) -> Vec<(String, i32, Decimal)> {
     let mut sorted: Vec<_> = workloads
         .iter()
         .filter(|(_, _, c)| *c > Decimal::ZERO)
+        .cloned()
         .collect();
     sorted.sort_by(|a, b| a.1.cmp(&b.1).then(b.2.cmp(&a.2)).then(a.0.cmp(&b.0)));
-    let mut victims = Vec::new();
-    for entry in sorted {
+    sorted
+}
+
+/// [`credit_victims`] over workloads already in [`credit_order`] (the controller keeps the
+/// ranking as workloads change): reads only as far down the ranking as the runway needs.
+pub fn credit_victims_ranked<'a>(
+    balance: Decimal,
+    spend_per_hour: Decimal,
+    minimum_runway_hours: u32,
+    ranked: impl IntoIterator<Item = (&'a str, i32, Decimal)>,
+) -> Vec<String> {
+    let hours = Decimal::from(minimum_runway_hours);
+    let mut spend = spend_per_hour;
+    let mut victims: Vec<(&str, Decimal)> = Vec::new();
+    for (key, _, cost) in ranked {
         if spend.is_zero() || balance / spend >= hours {
             break;
         }
-        victims.push(entry);
-        spend -= entry.2;
+        victims.push((key, cost));
+        spend -= cost;
     }
     let with_margin = Decimal::from(minimum_runway_hours + RESTART_MARGIN_HOURS);
     let mut kept = Vec::new();
-    for entry in victims.iter().rev() {
-        if balance >= (spend + entry.2) * with_margin {
-            spend += entry.2;
-            kept.push(entry.0.clone());
+    for (key, cost) in victims.iter().rev() {
+        if balance >= (spend + *cost) * with_margin {
+            spend += *cost;
+            kept.push(*key);
         }
     }
     victims
         .into_iter()
-        .filter(|(key, _, _)| !kept.contains(key))
-        .map(|(key, _, _)| key.clone())
+        .filter(|(key, _)| !kept.contains(key))
+        .map(|(key, _)| key.to_string())
         .collect()
 }
 
@@ -1052,6 +1115,7 @@ fn plan_pod(
 ) {
     let mine = owned(
         observed.pods,
+        observed.index.map(|i| i.pods),
         |p| &p.id,
         |p| &p.name,
         |p| p.env.get(OWNER_ENV).map(String::as_str),
@@ -1359,6 +1423,7 @@ fn plan_endpoint(
 ) {
     let mine = owned(
         observed.endpoints,
+        observed.index.map(|i| i.endpoints),
         |e| &e.id,
         |e| &e.name,
         |e| e.env.get(OWNER_ENV).map(String::as_str),

@@ -9,22 +9,32 @@
 //! sent and RunPod's figures do not show yet, so two reconciles cannot spend the same dollars.
 
 use std::{
-    sync::{Mutex, MutexGuard},
+    sync::{Arc, Mutex, MutexGuard},
     time::{Duration, Instant},
 };
 
 use rust_decimal::Decimal;
 
 use crate::{
-    engine::plan::Pending,
+    engine::{
+        identity::OWNER_ENV,
+        index::Lookup,
+        plan::{Observed, ObservedIndex, Pending},
+    },
     runpod::{
         Client, Error,
         types::{Account, Endpoint, NetworkVolume, Pod},
     },
 };
 
-/// What RunPod holds for one account, as last seen.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// What RunPod holds for one account, as last seen, with an index of it (by RunPod id, name
+/// and owner marker) so one workload's objects are found without scanning the account.
+///
+/// The inventory shares one snapshot between every reconcile of the account (an `Arc`, not a
+/// copy each). The lists are public for the tests and the CLI; a list changed in place after
+/// the index was built is found by scanning until [`Snapshot::reindex`] runs again (the index
+/// answers only for lists of the length it saw, and every candidate is checked).
+#[derive(Clone, Debug, Default)]
 pub struct Snapshot {
     /// Pods.
     pub pods: Vec<Pod>,
@@ -34,6 +44,100 @@ pub struct Snapshot {
     pub volumes: Vec<NetworkVolume>,
     /// Balance, spend per hour, spend limit.
     pub account: Option<Account>,
+    index: Index,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Index {
+    pods: Lookup,
+    endpoints: Lookup,
+    volumes: Lookup,
+}
+
+impl PartialEq for Snapshot {
+    /// What RunPod holds; the index follows from it.
+    fn eq(&self, other: &Self) -> bool {
+        self.pods == other.pods
+            && self.endpoints == other.endpoints
+            && self.volumes == other.volumes
+            && self.account == other.account
+    }
+}
+
+fn marker(env: &std::collections::BTreeMap<String, String>) -> Option<&str> {
+    env.get(OWNER_ENV).map(String::as_str)
+}
+
+impl Snapshot {
+    /// A snapshot of these lists, indexed.
+    pub fn new(
+        pods: Vec<Pod>,
+        endpoints: Vec<Endpoint>,
+        volumes: Vec<NetworkVolume>,
+        account: Option<Account>,
+    ) -> Self {
+        let mut snapshot = Self {
+            pods,
+            endpoints,
+            volumes,
+            account,
+            index: Index::default(),
+        };
+        snapshot.reindex();
+        snapshot
+    }
+
+    /// Builds the index again, after the lists changed.
+    pub fn reindex(&mut self) {
+        self.index = Index {
+            pods: Lookup::build(&self.pods, |p| &p.id, |p| &p.name, |p| marker(&p.env)),
+            endpoints: Lookup::build(&self.endpoints, |e| &e.id, |e| &e.name, |e| marker(&e.env)),
+            volumes: Lookup::build(&self.volumes, |v| &v.id, |v| &v.name, |_| None),
+        };
+    }
+
+    /// The pods and endpoints, as the planner reads them, with the index when it is current.
+    pub fn observed(&self) -> Observed<'_> {
+        let current = self.index.pods.fits(self.pods.len())
+            && self.index.endpoints.fits(self.endpoints.len());
+        Observed {
+            pods: &self.pods,
+            endpoints: &self.endpoints,
+            index: current.then_some(ObservedIndex {
+                pods: &self.index.pods,
+                endpoints: &self.index.endpoints,
+            }),
+        }
+    }
+
+    /// The pod with RunPod id `id`.
+    pub fn pod(&self, id: &str) -> Option<&Pod> {
+        match self.index.pods.by_id(self.pods.len(), id) {
+            Some(at) => at.map(|at| &self.pods[at]).filter(|p| p.id == id),
+            None => self.pods.iter().find(|p| p.id == id),
+        }
+    }
+
+    /// The endpoint with RunPod id `id`.
+    pub fn endpoint(&self, id: &str) -> Option<&Endpoint> {
+        match self.index.endpoints.by_id(self.endpoints.len(), id) {
+            Some(at) => at.map(|at| &self.endpoints[at]).filter(|e| e.id == id),
+            None => self.endpoints.iter().find(|e| e.id == id),
+        }
+    }
+
+    /// The network volume with RunPod id `known` if there is one, else the first named `name`.
+    pub fn volume(&self, known: Option<&str>, name: &str) -> Option<&NetworkVolume> {
+        let len = self.volumes.len();
+        let by_id = known.and_then(|id| match self.index.volumes.by_id(len, id) {
+            Some(at) => at.map(|at| &self.volumes[at]).filter(|v| v.id == id),
+            None => self.volumes.iter().find(|v| v.id == id),
+        });
+        by_id.or_else(|| match self.index.volumes.by_name(len, name) {
+            Some(at) => at.map(|at| &self.volumes[at]).filter(|v| v.name == name),
+            None => self.volumes.iter().find(|v| v.name == name),
+        })
+    }
 }
 
 /// A full refresh younger than this is fresh enough: [`Inventory::look`] reads nothing.
@@ -88,7 +192,7 @@ struct Sent {
 }
 
 struct State {
-    snapshot: Snapshot,
+    snapshot: Arc<Snapshot>,
     refreshed_at: Option<Instant>,
     /// Set by an unknown outcome: the sequence number when it was marked. Only a refresh that
     /// began after it clears it (one already in flight may have listed before the object).
@@ -126,7 +230,7 @@ impl Inventory {
             client,
             resync,
             state: Mutex::new(State {
-                snapshot: Snapshot::default(),
+                snapshot: Arc::default(),
                 refreshed_at: None,
                 stale_at: Some(0),
                 seq: 0,
@@ -163,11 +267,13 @@ impl Inventory {
             endpoints,
             volumes,
             account,
+            index: Index::default(),
         };
         // What was written while the lists were read may be missing from them: lay it over.
         for (_, write) in state.writes.iter().filter(|(seq, _)| *seq > began) {
             write.apply(&mut snapshot);
         }
+        snapshot.reindex();
         state.writes.retain(|(seq, _)| *seq > began);
         // Spending that ended before the reads began is in the account's figures now.
         let before = state.sent.len();
@@ -175,7 +281,7 @@ impl Inventory {
         if state.sent.len() != before {
             state.ledger_version += 1;
         }
-        state.snapshot = snapshot;
+        state.snapshot = Arc::new(snapshot);
         state.looks = 0;
         state.refreshed_at = Some(Instant::now());
         if state.stale_at.is_some_and(|at| at <= began) {
@@ -227,8 +333,8 @@ impl Inventory {
             }
             state.looks += 1;
             (
-                state.snapshot.pods.iter().any(|p| p.id == id),
-                state.snapshot.endpoints.iter().any(|e| e.id == id),
+                state.snapshot.pod(id).is_some(),
+                state.snapshot.endpoint(id).is_some(),
                 state.looks > LOOKS_PER_REFRESH,
             )
         };
@@ -265,8 +371,9 @@ impl Inventory {
         state.stale_at = Some(state.seq);
     }
 
-    /// A copy of the view.
-    pub fn snapshot(&self) -> Snapshot {
+    /// The view, shared: a reference, not a copy. A write after this call makes a new
+    /// view and leaves this one as it was.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
         lock(&self.state).snapshot.clone()
     }
 
@@ -274,7 +381,9 @@ impl Inventory {
         let mut state = lock(&self.state);
         state.seq += 1;
         let seq = state.seq;
-        write.apply(&mut state.snapshot);
+        let snapshot = Arc::make_mut(&mut state.snapshot);
+        write.apply(snapshot);
+        snapshot.reindex();
         state.writes.push((seq, write));
     }
 

@@ -20,7 +20,8 @@ use crate::{
         desired::{DesiredError, References, VolumeRef, desired},
         identity::{ADOPT_ANNOTATION, APPROVE_REPLACE_ANNOTATION, Owner},
         plan::{
-            Action, Context, Money, Observed, Pending, Spend, credit_victims, plan, plan_volume,
+            Action, Context, Money, Observed, Pending, Spend, credit_victims,
+            credit_victims_ranked, plan, plan_volume,
         },
         prices::{HOURS_PER_MONTH, PriceCatalogue},
     },
@@ -130,13 +131,16 @@ fn item(kind: &'static str, key: String) -> Item {
     }
 }
 
-fn worst_case(w: &GpuWorkload, prices: &PriceCatalogue) -> Decimal {
+/// A workload's worst case per hour, as the account cap counts it (zero when it cannot be
+/// priced: the workload itself is refused then).
+pub fn worst_case(w: &GpuWorkload, prices: &PriceCatalogue) -> Decimal {
     workload_cost(&w.spec, prices, Usage::default())
         .map(|c| c.worst_case_per_hour)
         .unwrap_or_default()
 }
 
-fn volume_hourly(v: &NetworkVolume, prices: &PriceCatalogue) -> Decimal {
+/// What a network volume costs per hour, as the account cap counts it.
+pub fn volume_hourly(v: &NetworkVolume, prices: &PriceCatalogue) -> Decimal {
     network_volume_per_month(v.spec.size_gb, &prices.storage) / Decimal::from(HOURS_PER_MONTH)
 }
 
@@ -157,6 +161,20 @@ impl<'a> AccountView<'a> {
                 .iter()
                 .map(|v| volume_hourly(v, prices))
                 .sum::<Decimal>();
+        Self::with_total(ws, snapshot, prices, now, total_worst)
+    }
+
+    /// The view of one account whose worst case is already known (the controller keeps it up
+    /// to date as objects change): `total_worst` is every declared workload and volume of the
+    /// account, at its worst case, including the one being planned. `ws.workloads` is not
+    /// read, and may be empty.
+    pub fn with_total(
+        ws: &'a Workspace,
+        snapshot: &'a Snapshot,
+        prices: &'a PriceCatalogue,
+        now: Timestamp,
+        total_worst: Decimal,
+    ) -> Self {
         let account = snapshot.account.as_ref();
         Self {
             ws,
@@ -185,10 +203,7 @@ impl<'a> AccountView<'a> {
     }
 
     fn observed(&self) -> Observed<'a> {
-        Observed {
-            pods: &self.snapshot.pods,
-            endpoints: &self.snapshot.endpoints,
-        }
+        self.snapshot.observed()
     }
 
     /// Plans one NetworkVolume.
@@ -232,11 +247,7 @@ impl<'a> AccountView<'a> {
                     let known = v.status.as_ref().and_then(|s| s.runpod_id.clone());
                     let id = self
                         .snapshot
-                        .volumes
-                        .iter()
-                        .find(|rv| {
-                            known.as_deref() == Some(rv.id.as_str()) || rv.name == runpod_name
-                        })
+                        .volume(known.as_deref(), &runpod_name)
                         .map(|rv| rv.id.clone());
                     (
                         v.name_any(),
@@ -363,6 +374,27 @@ impl<'a> AccountView<'a> {
         }
     }
 
+    /// [`AccountView::credit_victims`] over workloads already in the credit policy's order
+    /// (see [`crate::engine::totals::AccountTotals::ranking`]).
+    pub fn credit_victims_ranked<'r>(
+        &self,
+        ranked: impl IntoIterator<Item = (&'r str, i32, Decimal)>,
+    ) -> Vec<String> {
+        match (self.balance, self.spend) {
+            (Some(balance), Some(spend))
+                if self.ws.account.credit_policy.action == CreditAction::StopLowestPriority =>
+            {
+                credit_victims_ranked(
+                    balance,
+                    spend,
+                    self.ws.account.credit_policy.minimum_runway_hours,
+                    ranked,
+                )
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// The credit policy's reason for stopping a workload.
     pub fn forced_reason(&self, workload: &GpuWorkload) -> String {
         format!(
@@ -483,7 +515,13 @@ pub async fn apply_pass(
 ) -> Result<Report, crate::runpod::Error> {
     inventory.ensure_fresh().await?;
     let snapshot = inventory.snapshot();
-    let mut items = plan_workspace(ws, &snapshot, prices, now);
+    let items = plan_workspace(ws, &snapshot, prices, now);
+    Ok(execute_plan(items, inventory).await)
+}
+
+/// Runs the first write of each planned object, money-saving writes first, across objects:
+/// the second half of [`apply_pass`], for a plan already made (the one `apply` showed).
+pub async fn execute_plan(mut items: Vec<Item>, inventory: &Inventory) -> Report {
     let mut order: Vec<usize> = (0..items.len())
         .filter(|i| items[*i].actions.iter().any(Action::writes))
         .collect();
@@ -504,7 +542,7 @@ pub async fn apply_pass(
         tracing::info!(object = %items[i].key, action = %action.describe(), outcome = %outcome.describe(), "applied");
         items[i].outcome = Some(outcome);
     }
-    Ok(Report { items, writes })
+    Report { items, writes }
 }
 
 /// A RunPod object that no declared object owns.
