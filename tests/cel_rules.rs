@@ -1,7 +1,9 @@
 //! Every validation rule of the CRDs, run without a cluster against an object it accepts and
 //! one it rejects. Each rejection must name the field and say how to fix it.
 
-use runpod_operator::api::validate::{FieldError, Manifest, check_document};
+use runpod_operator::api::validate::{
+    FieldError, Manifest, check_document, check_document_all_cel,
+};
 use serde_json::{Value, json};
 
 const POD: &str = r#"
@@ -67,8 +69,18 @@ fn with(mut value: Value, path: &str, new: Value) -> Value {
     value
 }
 
+/// The errors of a document, the same whether the pattern rules run natively (as the CLI
+/// runs them) or all in the CEL interpreter (as the API server does): every test of this file
+/// checks both.
 fn errors(value: &Value, old: Option<&Value>) -> Vec<FieldError> {
-    check_document(value, old).err().unwrap_or_default()
+    let sorted = |mut e: Vec<FieldError>| {
+        e.sort_by(|a, b| (&a.path, &a.message).cmp(&(&b.path, &b.message)));
+        e
+    };
+    let native = sorted(check_document(value, old).err().unwrap_or_default());
+    let cel = sorted(check_document_all_cel(value, old).err().unwrap_or_default());
+    assert_eq!(native, cel, "native checks and CEL disagree");
+    native
 }
 
 #[track_caller]
