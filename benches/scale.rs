@@ -46,7 +46,9 @@ use runpod_operator::{
         plan::Action,
         prices::PriceCatalogue,
     },
-    reconcile::{AccountView, Workspace, inventory::Inventory, inventory::Snapshot, plan_workspace},
+    reconcile::{
+        AccountView, Workspace, inventory::Inventory, inventory::Snapshot, plan_workspace,
+    },
     runpod::{Client, ClientConfig},
     sim::{self, SimConfig, SimHandle},
 };
@@ -244,7 +246,10 @@ fn converge(handle: &SimHandle, workloads: &[GpuWorkload]) {
         Timestamp::now(),
     );
     let Some(Action::CreatePod { request, .. }) = items[0].actions.first() else {
-        panic!("a new workload is planned as a create: {:?}", items[0].actions);
+        panic!(
+            "a new workload is planned as a create: {:?}",
+            items[0].actions
+        );
     };
     let body = serde_json::to_value(request).unwrap();
     let key = handle.api_key.clone();
@@ -588,7 +593,11 @@ async fn cli(n: usize, table: &mut Table, dir: &Path) {
                 "≤ 64 MiB"
             },
             n,
-            format!("{:.2} s, {}", wall.as_secs_f64(), mib(rss_kib as f64 * 1024.0)),
+            format!(
+                "{:.2} s, {}",
+                wall.as_secs_f64(),
+                mib(rss_kib as f64 * 1024.0)
+            ),
         );
         table.put(
             &format!("CLI steady `{command}`: RunPod requests (lists + account reads, writes)"),
@@ -619,7 +628,11 @@ async fn simulator(n: usize, table: &mut Table) {
             .await
             .unwrap();
         times.push(started.elapsed());
-        assert!(reply.status().is_success(), "{}", reply.text().await.unwrap());
+        assert!(
+            reply.status().is_success(),
+            "{}",
+            reply.text().await.unwrap()
+        );
     }
     table.put(
         "simulator: one POST /v2/pods with the account full (median)",

@@ -19,9 +19,11 @@ use runpod_operator::{
         model::apply,
         plan::{
             Action, CONDITION_REPLACE_NEEDS_APPROVAL, CONDITION_STOPPED_TOO_LONG, Context, Money,
-            Observed, ObservedIndex, Pending, Plan, credit_victims, plan, plan_delete,
+            Observed, ObservedIndex, Pending, Plan, credit_victims, credit_victims_ranked, plan,
+            plan_delete,
         },
         prices::PriceCatalogue,
+        totals::{AccountTotals, Share},
     },
     runpod::types::{Endpoint, Pod},
 };
@@ -980,4 +982,65 @@ fn a_stopped_pod_is_not_started_when_its_price_is_unknown() {
         plan.actions
     );
     assert_eq!(condition(&plan, CONDITION_STALLED).reason, "NoPrice");
+}
+
+// ---- account totals kept incrementally ---------------------------------------------------------
+
+/// One change to an account: a workload or volume added or edited (`Some`), or deleted.
+fn totals_op() -> impl Strategy<Value = (usize, Option<(i64, Option<(i32, i64)>)>)> {
+    (
+        0..12usize,
+        prop::option::weighted(
+            0.75,
+            (
+                0..50_000i64,
+                prop::option::weighted(0.8, (-3..4i32, 0..3_000i64)),
+            ),
+        ),
+    )
+}
+
+proptest! {
+    /// After any sequence of adds, edits and deletes, the totals kept one object at a time
+    /// equal the totals computed from scratch, and the credit policy picks the same victims
+    /// from the kept ranking as from a fresh sort.
+    #[test]
+    fn incremental_totals_equal_a_from_scratch_computation(
+        ops in prop::collection::vec(totals_op(), 1..80),
+        balance in 0..20_000i64,
+        spend in 0..3_000i64,
+        runway in 0..48u32,
+    ) {
+        let mut totals = AccountTotals::default();
+        let mut model: BTreeMap<String, Share> = BTreeMap::new();
+        for (object, change) in ops {
+            let key = format!("ml/w-{object}");
+            match change {
+                Some((worst, ranked)) => {
+                    let share = Share {
+                        worst_per_hour: Decimal::new(worst, 3),
+                        ranked: ranked.map(|(p, c)| (p, Decimal::new(c, 2))),
+                    };
+                    totals.set(&key, share.clone());
+                    model.insert(key, share);
+                }
+                None => {
+                    totals.remove(&key);
+                    model.remove(&key);
+                }
+            }
+            let scratch = AccountTotals::from_scratch(model.iter().map(|(k, s)| (k.as_str(), s)));
+            prop_assert_eq!(totals.figures(), scratch);
+            prop_assert_eq!(totals.len(), model.len());
+        }
+        let current: Vec<(String, i32, Decimal)> = model
+            .iter()
+            .filter_map(|(k, s)| s.ranked.map(|(p, c)| (k.clone(), p, c)))
+            .collect();
+        let (balance, spend) = (Decimal::new(balance, 2), Decimal::new(spend, 2));
+        prop_assert_eq!(
+            credit_victims_ranked(balance, spend, runway, totals.ranking()),
+            credit_victims(balance, spend, runway, &current)
+        );
+    }
 }

@@ -91,10 +91,12 @@ pub struct RunPodAccountSpec {
     pub resync_interval_seconds: u32,
 
     /// The most RunPod API requests per minute the operator makes for this account, shared by
-    /// every caller. Default 60.
-    #[serde(default = "budget")]
+    /// every caller: a ceiling RunPod's announced quota (`RateLimit-Policy`) may only lower.
+    /// Unset: the operator follows what RunPod announces, up or down, starting at 60 a minute
+    /// until RunPod's first answer says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self >= 1").message("spec.requestsPerMinute must be at least 1"))]
-    pub requests_per_minute: u32,
+    pub requests_per_minute: Option<u32>,
 }
 
 fn api_url() -> String {
@@ -112,9 +114,6 @@ fn account_cap() -> Usd {
         .expect("the default account cap is a valid amount")
 }
 fn resync() -> u32 {
-    60
-}
-fn budget() -> u32 {
     60
 }
 

@@ -147,12 +147,10 @@ fn check_with(
         "GpuWorkload" => {
             check::<GpuWorkload>(value, old, all_cel).map(|o| Manifest::GpuWorkload(Box::new(o)))
         }
-        "NetworkVolume" => {
-            check::<NetworkVolume>(value, old, all_cel).map(|o| Manifest::NetworkVolume(Box::new(o)))
-        }
-        "RunPodAccount" => {
-            check::<RunPodAccount>(value, old, all_cel).map(|o| Manifest::RunPodAccount(Box::new(o)))
-        }
+        "NetworkVolume" => check::<NetworkVolume>(value, old, all_cel)
+            .map(|o| Manifest::NetworkVolume(Box::new(o))),
+        "RunPodAccount" => check::<RunPodAccount>(value, old, all_cel)
+            .map(|o| Manifest::RunPodAccount(Box::new(o))),
         other => Err(vec![FieldError {
             path: "kind".to_string(),
             message: format!(

@@ -33,7 +33,7 @@ pub struct RunPodArgs {
     #[arg(long)]
     pub sim: bool,
     /// The most RunPod requests per minute, overriding the RunPodAccount's
-    /// `requestsPerMinute` (default 60), e.g. for an account with a raised quota or a local
+    /// `requestsPerMinute` (unset: RunPod's announced quota), e.g. for an account with a raised quota or a local
     /// simulator.
     #[arg(long, env = "RUNPOD_REQUESTS_PER_MINUTE")]
     pub requests_per_minute: Option<u32>,
@@ -59,7 +59,10 @@ pub fn client(
         api_url: api_url.to_string(),
         graphql_url: graphql_url.to_string(),
         serverless_url: serverless_url.to_string(),
-        requests_per_minute: account.requests_per_minute,
+        requests_per_minute: account
+            .requests_per_minute
+            .unwrap_or(crate::runpod::DEFAULT_REQUESTS_PER_MINUTE),
+        follow_runpod: account.requests_per_minute.is_none(),
         ..ClientConfig::new(SecretString::from(key))
     })
     .map_err(|e| CliError::Usage(e.to_string()))
@@ -72,7 +75,7 @@ pub async fn connect(
 ) -> Result<Connection, CliError> {
     let mut account = account.clone();
     if let Some(rpm) = args.requests_per_minute {
-        account.requests_per_minute = rpm.max(1);
+        account.requests_per_minute = Some(rpm.max(1));
     }
     let account = &account;
     if args.sim {

@@ -181,7 +181,7 @@ async fn demo() -> Result<ExitCode, CliError> {
     // The demo's RunPod is its own in-process simulator: pace at the simulator's quota, not at
     // the example account's (realistic) 60 requests a minute.
     let mut budget = ws.account.clone();
-    budget.requests_per_minute = SimConfig::default().requests_per_minute;
+    budget.requests_per_minute = Some(SimConfig::default().requests_per_minute);
     let client = client(
         &handle.api_url,
         &handle.graphql_url,

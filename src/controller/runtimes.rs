@@ -110,7 +110,10 @@ impl Runtimes {
             api_url: spec.api_url.clone(),
             graphql_url: spec.graphql_url.clone(),
             serverless_url: spec.serverless_url.clone(),
-            requests_per_minute: spec.requests_per_minute,
+            requests_per_minute: spec
+                .requests_per_minute
+                .unwrap_or(runpod::DEFAULT_REQUESTS_PER_MINUTE),
+            follow_runpod: spec.requests_per_minute.is_none(),
             ..ClientConfig::new(key)
         })
         .map_err(|e| Error::ApiKey(e.to_string()))?;

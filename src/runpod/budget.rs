@@ -9,7 +9,8 @@
 //!    hits RunPod's fixed window all at once.
 //!
 //! The quota starts from the account's configuration and follows `RateLimit-Policy` when
-//! RunPod announces a stricter one.
+//! RunPod announces a stricter one. An account that sets no budget follows RunPod's policy
+//! either way, so a raised quota is used as soon as RunPod announces it.
 
 use std::{
     collections::BTreeMap,
@@ -56,6 +57,9 @@ pub struct BudgetSnapshot {
 }
 
 struct State {
+    /// Whether `quota` is the account's own ceiling (RunPod may only lower it) or RunPod's
+    /// announcement is followed either way.
+    ceiling: bool,
     quota: u32,
     window: Duration,
     remaining: Option<u32>,
@@ -86,11 +90,22 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Budget {
-    /// A budget of `requests_per_minute`.
+    /// A budget of `requests_per_minute`, a ceiling: RunPod's policy may only lower it.
     pub fn new(requests_per_minute: u32) -> Arc<Self> {
+        Self::build(requests_per_minute, true)
+    }
+
+    /// A budget that follows RunPod's announced policy, up or down, starting at
+    /// `requests_per_minute` until the first answer.
+    pub fn following(requests_per_minute: u32) -> Arc<Self> {
+        Self::build(requests_per_minute, false)
+    }
+
+    fn build(requests_per_minute: u32, ceiling: bool) -> Arc<Self> {
         let window = Duration::from_secs(60);
         Arc::new(Self {
             state: Mutex::new(State {
+                ceiling,
                 quota: requests_per_minute.max(1),
                 window,
                 remaining: None,
@@ -165,8 +180,10 @@ impl Budget {
                 let window = Duration::from_secs(w.max(1));
                 let stricter = f64::from(q) / window.as_secs_f64()
                     < f64::from(state.quota) / state.window.as_secs_f64();
+                let changed = q.max(1) != state.quota || window != state.window;
                 // The account's own budget is a ceiling: RunPod's policy may only tighten it.
-                if stricter {
+                // Without one, RunPod's policy is the budget.
+                if (state.ceiling && stricter) || (!state.ceiling && changed) {
                     state.quota = q.max(1);
                     state.window = window;
                     *lock(&self.limiter) = limiter(state.quota, window);
@@ -256,6 +273,21 @@ mod tests {
             "RunPod's stricter quota wins"
         );
         assert_eq!(snapshot.remaining, Some(0));
+    }
+
+    #[test]
+    fn without_a_ceiling_runpods_policy_is_the_budget_up_or_down() {
+        let raised = r#""minute";q=600;w=60"#;
+        let left = r#""minute";r=599;t=60"#;
+        let following = Budget::following(60);
+        following.observe(&headers(raised, left));
+        assert_eq!(following.snapshot().quota, 600, "a raised quota is used");
+        following.observe(&headers(r#""minute";q=30;w=60"#, left));
+        assert_eq!(following.snapshot().quota, 30, "a lowered one too");
+
+        let ceiling = Budget::new(60);
+        ceiling.observe(&headers(raised, left));
+        assert_eq!(ceiling.snapshot().quota, 60, "a set budget stays a ceiling");
     }
 
     #[tokio::test]

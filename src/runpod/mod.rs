@@ -37,8 +37,12 @@ pub struct ClientConfig {
     pub serverless_url: String,
     /// The API key.
     pub api_key: SecretString,
-    /// The account's request budget.
+    /// The account's request budget per minute: a ceiling RunPod's `RateLimit-Policy` may only
+    /// lower, or with `follow_runpod` the quota to start from until RunPod announces one.
     pub requests_per_minute: u32,
+    /// Whether RunPod's announced quota replaces `requests_per_minute`, up or down (the
+    /// account set no budget of its own).
+    pub follow_runpod: bool,
     /// Per-request timeout.
     pub timeout: Duration,
     /// Retries of a safe call after the first attempt.
@@ -57,7 +61,8 @@ impl ClientConfig {
             graphql_url: crate::api::DEFAULT_GRAPHQL_URL.to_string(),
             serverless_url: crate::api::DEFAULT_SERVERLESS_URL.to_string(),
             api_key,
-            requests_per_minute: 60,
+            requests_per_minute: DEFAULT_REQUESTS_PER_MINUTE,
+            follow_runpod: false,
             timeout: Duration::from_secs(30),
             max_retries: 4,
             min_retry_delay: Duration::from_millis(200),
@@ -65,6 +70,10 @@ impl ClientConfig {
         }
     }
 }
+
+/// The request budget an account starts from when it sets none: RunPod's documented default
+/// quota, until RunPod announces the account's own.
+pub const DEFAULT_REQUESTS_PER_MINUTE: u32 = 60;
 
 /// Why a client could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -118,7 +127,11 @@ impl Client {
             .pool_idle_timeout(Duration::from_secs(90))
             .build()
             .map_err(|e| BuildError(e.to_string()))?;
-        let budget = Budget::new(config.requests_per_minute);
+        let budget = if config.follow_runpod {
+            Budget::following(config.requests_per_minute)
+        } else {
+            Budget::new(config.requests_per_minute)
+        };
         Ok(Self {
             http,
             config: Arc::new(config),
