@@ -986,8 +986,11 @@ fn a_stopped_pod_is_not_started_when_its_price_is_unknown() {
 
 // ---- account totals kept incrementally ---------------------------------------------------------
 
-/// One change to an account: a workload or volume added or edited (`Some`), or deleted.
-fn totals_op() -> impl Strategy<Value = (usize, Option<(i64, Option<(i32, i64)>)>)> {
+/// One change to an account: which object, and its new worst case (thousandths of a USD/h)
+/// with, for a workload, its priority and current cost (cents/h); `None` deletes it.
+type TotalsOp = (usize, Option<(i64, Option<(i32, i64)>)>);
+
+fn totals_op() -> impl Strategy<Value = TotalsOp> {
     (
         0..12usize,
         prop::option::weighted(
