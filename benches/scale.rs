@@ -13,7 +13,8 @@
 //!
 //! It prints figures and asserts only that each set-up is what it claims (a converged account,
 //! no write in a steady pass), never a time. `cargo bench --bench scale`; `SCALE_SIZES=1000`
-//! runs one size (CI runs that). Times include everything in this process; the simulator and
+//! runs one size (CI runs that). `SCALE_SERVE=1` stops at the CLI's set-up and keeps the
+//! simulator and the manifests up, for profiling the CLI by hand. Times include everything in this process; the simulator and
 //! the fake API server answer from the same process on loopback, so the controller's CPU
 //! figures are measured over spans in which neither is called.
 
@@ -563,6 +564,15 @@ async fn cli(n: usize, table: &mut Table, dir: &Path) {
     std::fs::write(folder.join("all.yaml"), &text).unwrap();
     // The manifests are valid, as a check of the set-up.
     assert_eq!(parse_manifests(&text, "all.yaml").unwrap().len(), n + 1);
+    if std::env::var_os("SCALE_SERVE").is_some() {
+        // For profiling the CLI by hand: the account stays up until interrupted.
+        println!(
+            "manifests in {}; the simulator:\n{}",
+            folder.display(),
+            handle.env_lines()
+        );
+        std::future::pending::<()>().await;
+    }
 
     for command in ["plan", "apply"] {
         let (gets, writes) = (handle.sim.calls("GET", "/v2/"), runpod_writes(&handle));
@@ -715,8 +725,10 @@ async fn main() {
     let mut table = Table::default();
     for &n in &sizes {
         println!("-- {n} workloads");
-        engine(n, &mut table).await;
-        controller(n, &mut table).await;
+        if std::env::var_os("SCALE_SERVE").is_none() {
+            engine(n, &mut table).await;
+            controller(n, &mut table).await;
+        }
         cli(n, &mut table, &dir).await;
         simulator(n, &mut table).await;
     }

@@ -124,6 +124,11 @@ fn item_json(item: &Item) -> Value {
     })
 }
 
+/// Above this many objects, the tables leave out the objects with nothing to say (in sync,
+/// Ready) and count them instead: ten thousand rows of "in sync" hide the few that matter,
+/// and cost the CLI more memory than the plan itself.
+const QUIET_ABOVE: usize = 200;
+
 /// The plan as a table, with the details that matter under it.
 pub fn plan_table(items: &[Item]) -> String {
     let mut table = Table::new();
@@ -136,7 +141,16 @@ pub fn plan_table(items: &[Item]) -> String {
         "Δ $/h",
     ]);
     let mut notes = Vec::new();
+    let mut quiet = 0;
     for item in items {
+        if items.len() > QUIET_ABOVE
+            && item.actions.is_empty()
+            && item.drift.is_empty()
+            && refused(item).is_none()
+        {
+            quiet += 1;
+            continue;
+        }
         let plan = match (item.actions.first(), refused(item)) {
             (_, Some(_)) => cell("refused", Some(Color::Red)),
             (Some(Action::Wait { reason, .. }), None) => {
@@ -172,7 +186,17 @@ pub fn plan_table(items: &[Item]) -> String {
         .count();
     let refusals = items.iter().filter(|i| refused(i).is_some()).count();
     let delta: Decimal = items.iter().map(|i| i.delta_per_hour).sum();
-    let mut out = format!("{table}\n");
+    let mut out = if quiet == items.len() {
+        String::new()
+    } else {
+        format!("{table}\n")
+    };
+    if quiet > 0 {
+        let more = if quiet == items.len() { "" } else { " more" };
+        out.push_str(&format!(
+            "{quiet}{more} object(s) in sync, not listed (-o json lists every one).\n"
+        ));
+    }
     if !notes.is_empty() {
         out.push_str(&notes.join("\n"));
         out.push('\n');
@@ -196,7 +220,12 @@ pub fn status_table(items: &[Item]) -> String {
         "Worst $/h",
         "Ready",
     ]);
+    let mut quiet = 0;
     for item in items {
+        if items.len() > QUIET_ABOVE && item.ready() {
+            quiet += 1;
+            continue;
+        }
         let ready = if item.ready() {
             cell("True", Some(Color::Green))
         } else {
@@ -217,14 +246,28 @@ pub fn status_table(items: &[Item]) -> String {
             ready,
         ]);
     }
-    format!("{table}\n")
+    match quiet {
+        0 => format!("{table}\n"),
+        _ if quiet == items.len() => {
+            format!("{quiet} object(s) Ready, not listed (-o json lists every one).\n")
+        }
+        _ => format!(
+            "{table}\n{quiet} more object(s) Ready, not listed (-o json lists every one).\n"
+        ),
+    }
 }
 
+/// One thread: a pass is one conversation with RunPod at a time, and on one thread the
+/// allocator reuses what the lists of a big account freed instead of growing an arena per
+/// worker thread.
 fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
-    tokio::runtime::Runtime::new().map_err(|source| CliError::Io {
-        what: "the async runtime".into(),
-        source,
-    })
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| CliError::Io {
+            what: "the async runtime".into(),
+            source,
+        })
 }
 
 fn now() -> k8s_openapi::jiff::Timestamp {
@@ -479,4 +522,54 @@ pub(super) fn run_audit(args: &AuditArgs) -> Result<ExitCode, CliError> {
             ExitCode::SUCCESS
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::conditions::Verdict;
+
+    fn item(i: usize, ready: bool, action: Option<Action>) -> Item {
+        Item {
+            kind: "GpuWorkload",
+            key: format!("ml/w-{i}"),
+            actions: action.into_iter().collect(),
+            drift: Vec::new(),
+            verdicts: vec![if ready {
+                Verdict::yes(crate::api::CONDITION_READY, "Ready", "")
+            } else {
+                Verdict::no(crate::api::CONDITION_READY, "Waiting", "booting")
+            }],
+            runpod_id: Some(format!("pod{i}")),
+            state: Some("RUNNING".to_string()),
+            worst_case_per_hour: Some(Decimal::ONE),
+            expected_per_hour: Some(Decimal::ONE),
+            current_per_hour: Decimal::ONE,
+            delta_per_hour: Decimal::ZERO,
+            hash: String::new(),
+            outcome: None,
+            spend: None,
+        }
+    }
+
+    #[test]
+    fn big_tables_list_what_matters_and_count_the_rest() {
+        let wait = Action::Wait {
+            reason: "booting".to_string(),
+            after: Duration::from_secs(5),
+        };
+        let mut items: Vec<Item> = (0..QUIET_ABOVE).map(|i| item(i, true, None)).collect();
+        items.push(item(9999, false, Some(wait)));
+        let plan = plan_table(&items);
+        assert!(plan.contains("ml/w-9999"), "{plan}");
+        assert!(!plan.contains("ml/w-0 "), "{plan}");
+        assert!(plan.contains(&format!("{QUIET_ABOVE} more object(s) in sync")), "{plan}");
+        let status = status_table(&items);
+        assert!(status.contains("ml/w-9999") && !status.contains("ml/w-1 "), "{status}");
+        assert!(status.contains(&format!("{QUIET_ABOVE} more object(s) Ready")));
+
+        // A small account is listed whole.
+        let small = plan_table(&items[QUIET_ABOVE - 3..]);
+        assert!(small.contains("ml/w-197") && !small.contains("not listed"), "{small}");
+    }
 }

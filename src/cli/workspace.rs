@@ -107,6 +107,12 @@ pub fn from_texts<'a>(
         match parse_manifests(text, name) {
             Err(found) => errors.extend(found.into_iter().map(|e| e.to_string())),
             Ok(manifests) => {
+                // Exact room: a Vec that doubles holds up to twice what 10,000 workloads need.
+                let workloads = manifests
+                    .iter()
+                    .filter(|m| matches!(m, Manifest::GpuWorkload(_)))
+                    .count();
+                ws.workloads.reserve_exact(workloads);
                 for manifest in manifests {
                     match manifest {
                         Manifest::GpuWorkload(mut w) => {

@@ -89,6 +89,10 @@ impl Snapshot {
 
     /// Builds the index again, after the lists changed.
     pub fn reindex(&mut self) {
+        // Lists read from RunPod grew by doubling: hold what they contain, not twice that.
+        self.pods.shrink_to_fit();
+        self.endpoints.shrink_to_fit();
+        self.volumes.shrink_to_fit();
         self.index = Index {
             pods: Lookup::build(&self.pods, |p| &p.id, |p| &p.name, |p| marker(&p.env)),
             endpoints: Lookup::build(&self.endpoints, |e| &e.id, |e| &e.name, |e| marker(&e.env)),

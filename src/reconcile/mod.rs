@@ -473,16 +473,15 @@ pub fn plan_workspace(
     now: Timestamp,
 ) -> Vec<Item> {
     let view = AccountView::new(ws, snapshot, prices, now);
-    let mut items: Vec<Item> = ws.volumes.iter().map(|v| view.plan_volume(v)).collect();
-    let mut planned: Vec<Item> = ws
-        .workloads
-        .iter()
-        .map(|w| view.plan_workload(w, None))
-        .collect();
+    // One list, volumes first, sized once: ten thousand plans are not copied into a second.
+    let mut items: Vec<Item> = Vec::with_capacity(ws.volumes.len() + ws.workloads.len());
+    items.extend(ws.volumes.iter().map(|v| view.plan_volume(v)));
+    items.extend(ws.workloads.iter().map(|w| view.plan_workload(w, None)));
+    let planned = &mut items[ws.volumes.len()..];
     let current: Vec<(String, i32, Decimal)> = ws
         .workloads
         .iter()
-        .zip(&planned)
+        .zip(planned.iter())
         .map(|(w, item)| (item.key.clone(), w.spec.priority, item.current_per_hour))
         .collect();
     let victims = view.credit_victims(&current);
@@ -491,8 +490,7 @@ pub fn plan_workspace(
             *slot = view.plan_workload(workload, Some(view.forced_reason(workload)));
         }
     }
-    admit_in_order(&view, &ws.workloads, &mut planned);
-    items.extend(planned);
+    admit_in_order(&view, &ws.workloads, planned);
     items
 }
 

@@ -646,12 +646,16 @@ fn handle(
             }
         }
         ("GET", "/v2/serverless") => {
-            let endpoints: Vec<Value> = account(world, key)
+            // Serialized straight from typed views, as the pods are.
+            let endpoints: Vec<_> = account(world, key)
                 .endpoints
                 .values()
-                .map(|e| world.endpoint_json(e))
+                .map(World::endpoint_view)
                 .collect();
-            Answer::json(200, json!({ "endpoints": endpoints }))
+            match serde_json::to_string(&json_list("endpoints", &endpoints)) {
+                Ok(text) => Answer::raw(200, text),
+                Err(e) => Answer::problem(500, format!("failed to render endpoints: {e}")),
+            }
         }
         ("POST", "/v2/serverless") => outcome(
             world.create_endpoint(key, body).map(|id| {

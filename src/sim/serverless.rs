@@ -160,7 +160,7 @@ pub struct Scaling {
     /// GPUs per worker.
     pub gpus: u32,
     /// Where a worker may be placed: (GPU type, data centre) in preference order.
-    pub places: Vec<(String, String)>,
+    pub places: std::sync::Arc<[(String, String)]>,
     /// Cold start of a worker with nothing retained, ms.
     pub cold_start_ms: Millis,
     /// With FlashBoot, the start of a revived worker (one started before), ms.
