@@ -563,13 +563,22 @@ mod tests {
         let plan = plan_table(&items);
         assert!(plan.contains("ml/w-9999"), "{plan}");
         assert!(!plan.contains("ml/w-0 "), "{plan}");
-        assert!(plan.contains(&format!("{QUIET_ABOVE} more object(s) in sync")), "{plan}");
+        assert!(
+            plan.contains(&format!("{QUIET_ABOVE} more object(s) in sync")),
+            "{plan}"
+        );
         let status = status_table(&items);
-        assert!(status.contains("ml/w-9999") && !status.contains("ml/w-1 "), "{status}");
+        assert!(
+            status.contains("ml/w-9999") && !status.contains("ml/w-1 "),
+            "{status}"
+        );
         assert!(status.contains(&format!("{QUIET_ABOVE} more object(s) Ready")));
 
         // A small account is listed whole.
         let small = plan_table(&items[QUIET_ABOVE - 3..]);
-        assert!(small.contains("ml/w-197") && !small.contains("not listed"), "{small}");
+        assert!(
+            small.contains("ml/w-197") && !small.contains("not listed"),
+            "{small}"
+        );
     }
 }
