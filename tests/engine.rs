@@ -1035,6 +1035,15 @@ proptest! {
             let scratch = AccountTotals::from_scratch(model.iter().map(|(k, s)| (k.as_str(), s)));
             prop_assert_eq!(totals.figures(), scratch);
             prop_assert_eq!(totals.len(), model.len());
+            for other in 0..12 {
+                let key = format!("ml/w-{other}");
+                let without: Decimal = model
+                    .iter()
+                    .filter(|(k, _)| **k != key)
+                    .map(|(_, s)| s.worst_per_hour)
+                    .sum();
+                prop_assert_eq!(totals.worst_per_hour_without(&key), without);
+            }
         }
         let current: Vec<(String, i32, Decimal)> = model
             .iter()

@@ -27,7 +27,7 @@ use crate::{
     },
     reconcile::{
         AccountView, Budget, Item, Workspace, executor::Outcome, executor::execute,
-        inventory::Snapshot,
+        inventory::Snapshot, worst_case,
     },
     runpod::ErrorClass,
 };
@@ -239,12 +239,15 @@ async fn apply(w: Arc<GpuWorkload>, ctx: &Context) -> Result<Action, Error> {
     }
     let snapshot = runtime.inventory.snapshot();
     let now = Timestamp::now();
-    let total_worst = ctx.account_totals(&name, |t| t.worst_per_hour());
+    // The other workloads and volumes of the account at their worst case, from the totals the
+    // watches keep (not this workload's own recorded share, which may be one edit behind).
+    let others_worst = ctx.account_totals(&name, |t| t.worst_per_hour_without(&key));
+    let total_worst = others_worst + worst_case(&w, &ctx.prices);
     let view = AccountView::with_total(&ws, &snapshot, &ctx.prices, now, total_worst);
     // What other reconciles of the account approved and RunPod does not bill yet.
     let (pending, ledger) = runtime.inventory.pending(&key);
     let budget = Budget {
-        others_worst_per_hour: None,
+        others_worst_per_hour: Some(others_worst),
         pending,
     };
     let mut item = view.plan_within(&w, None, &budget);
@@ -284,7 +287,7 @@ async fn apply(w: Arc<GpuWorkload>, ctx: &Context) -> Result<Action, Error> {
         // Show what RunPod holds now.
         let snapshot = runtime.inventory.snapshot();
         let view = AccountView::with_total(&ws, &snapshot, &ctx.prices, now, total_worst);
-        let after = view.plan_workload(&w, None);
+        let after = view.plan_within(&w, None, &Budget::default().with_others(others_worst));
         item = Item {
             outcome: None,
             ..after

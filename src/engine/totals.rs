@@ -68,6 +68,17 @@ impl AccountTotals {
         self.worst
     }
 
+    /// The worst case per hour of every object of the account but `key`: what the account cap
+    /// leaves `key`, exact even when `key`'s own share is not recorded yet (or is one edit
+    /// behind its reconcile).
+    pub fn worst_per_hour_without(&self, key: &str) -> Decimal {
+        self.worst
+            - self
+                .shares
+                .get(key)
+                .map_or(Decimal::ZERO, |s| s.worst_per_hour)
+    }
+
     /// Whether the account holds `key`.
     pub fn contains(&self, key: &str) -> bool {
         self.shares.contains_key(key)

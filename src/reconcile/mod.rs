@@ -165,9 +165,10 @@ impl<'a> AccountView<'a> {
     }
 
     /// The view of one account whose worst case is already known (the controller keeps it up
-    /// to date as objects change): `total_worst` is every declared workload and volume of the
-    /// account, at its worst case, including the one being planned. `ws.workloads` is not
-    /// read, and may be empty.
+    /// to date as objects change): `total_worst` is what [`AccountView::plan_workload`]
+    /// counts for every declared workload and volume, the planned one included. `ws.workloads`
+    /// is not read, and may be empty. Plans made with a [`Budget`] that names the others'
+    /// worst case do not read `total_worst` at all.
     pub fn with_total(
         ws: &'a Workspace,
         snapshot: &'a Snapshot,
@@ -409,10 +410,20 @@ impl<'a> AccountView<'a> {
 /// approved before it.
 #[derive(Clone, Debug, Default)]
 pub struct Budget {
-    /// The others' worst case per hour, when a pass has worked it out.
+    /// The others' worst case per hour, when a pass (or the controller's account totals) has
+    /// worked it out.
     pub others_worst_per_hour: Option<Decimal>,
     /// Spending approved before this workload's and not yet billed.
     pub pending: Pending,
+}
+
+impl Budget {
+    /// The same budget with the others' worst case known.
+    #[must_use]
+    pub fn with_others(mut self, others_worst_per_hour: Decimal) -> Self {
+        self.others_worst_per_hour = Some(others_worst_per_hour);
+        self
+    }
 }
 
 /// Admits the spending actions of one pass against one budget, highest `spec.priority` first
