@@ -20,8 +20,8 @@ use crate::{
         desired::{DesiredError, References, VolumeRef, desired},
         identity::{ADOPT_ANNOTATION, APPROVE_REPLACE_ANNOTATION, Owner},
         plan::{
-            Action, Context, Money, Observed, Pending, Spend, credit_victims,
-            credit_victims_ranked, plan, plan_volume,
+            Action, Context, Money, Observed, Pending, Spend, credit_order, credit_victims_ranked,
+            plan, plan_volume,
         },
         prices::{HOURS_PER_MONTH, PriceCatalogue},
     },
@@ -360,19 +360,8 @@ impl<'a> AccountView<'a> {
     /// The workloads the credit policy stops now (lowest priority first), by key, given each
     /// one's current cost.
     pub fn credit_victims(&self, current: &[(String, i32, Decimal)]) -> Vec<String> {
-        match (self.balance, self.spend) {
-            (Some(balance), Some(spend))
-                if self.ws.account.credit_policy.action == CreditAction::StopLowestPriority =>
-            {
-                credit_victims(
-                    balance,
-                    spend,
-                    self.ws.account.credit_policy.minimum_runway_hours,
-                    current,
-                )
-            }
-            _ => Vec::new(),
-        }
+        let ranked = credit_order(current);
+        self.credit_victims_ranked(ranked.iter().map(|(key, p, c)| (key.as_str(), *p, *c)))
     }
 
     /// [`AccountView::credit_victims`] over workloads already in the credit policy's order
