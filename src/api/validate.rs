@@ -3,9 +3,12 @@
 //!
 //! A document goes through three checks, in the order the API server applies them: unknown
 //! fields (kubectl's strict field validation), types (serde, with the path of the field that
-//! failed), then the CRD's CEL rules, with schema defaults applied first. The CLI uses this to
-//! refuse a bad manifest before anything reaches RunPod; the tests use it to run every CEL
-//! rule against accepted and rejected objects. Pure: no I/O.
+//! failed), then the CRD's CEL rules, with schema defaults applied first. Every rule but the
+//! transition rules is checked in Rust (see `native`), the CEL interpreter kept for the rest
+//! and as the reference: [`check_document_all_cel`] runs them all through CEL, and the tests
+//! compare the two on every case. The CLI uses this to refuse a bad manifest before anything
+//! reaches RunPod; the tests use it to run every CEL rule against accepted and rejected
+//! objects. Pure: no I/O.
 
 use std::{fmt, sync::LazyLock};
 
