@@ -7,6 +7,9 @@
 //! spec. Tests, the benchmark and the demo all run against it; it is never a mock inside the
 //! engine.
 
+pub mod capacity;
+pub mod catalog;
+pub mod clock;
 pub mod server;
 pub mod serverless;
 pub mod spec;

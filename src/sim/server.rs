@@ -779,33 +779,32 @@ fn money(amount: Decimal) -> Value {
 }
 
 fn catalog_gpus(world: &World) -> Vec<Value> {
-    world
-        .prices
-        .gpu_types()
-        .filter(|g| g.secure_per_hour.is_some() || g.pool.is_some())
+    let catalog = &world.prices;
+    catalog
+        .gpus
+        .values()
         .map(|g| {
-            let serverless = world
-                .prices
-                .pool_of(&g.gpu_type)
-                .ok()
-                .map(|p| money(p.flex_per_second * Decimal::from(3600)));
             let mut price = json!({
                 "secure": money(g.secure_per_hour.unwrap_or_default()),
                 "community": money(g.community_per_hour.unwrap_or_default()),
             });
-            if let Some(s) = serverless {
-                price["serverless"] = s;
+            if let Some(rates) = g.pool.as_deref().and_then(|p| catalog.pool_rates(p)) {
+                price["serverless"] = money(rates.flex_per_second * Decimal::from(3600));
             }
+            let max = |offered: bool| if offered { g.max_count } else { 0 };
             json!({
-                "id": g.gpu_type,
-                "name": g.gpu_type.trim_start_matches("NVIDIA ").trim_start_matches("GeForce "),
+                "id": g.id,
+                "name": g.id.trim_start_matches("NVIDIA ").trim_start_matches("GeForce "),
                 "pool": g.pool,
-                "manufacturer": if g.gpu_type.starts_with("AMD") { "AMD" } else { "NVIDIA" },
-                "memory": 0,
+                "manufacturer": if g.id.starts_with("AMD") { "AMD" } else { "NVIDIA" },
+                "memory": g.memory_gb,
                 "secure": g.secure_per_hour.is_some(),
                 "community": g.community_per_hour.is_some(),
                 "price": price,
-                "maxCount": {"secure": 8, "community": 0},
+                "maxCount": {
+                    "secure": max(g.secure_per_hour.is_some()),
+                    "community": max(g.community_per_hour.is_some()),
+                },
             })
         })
         .collect()
@@ -1202,6 +1201,7 @@ fn admin(sim: &Sim, headers: &HeaderMap, method: &str, path: &str, body: &Bytes)
             lock(&sim.faults).rules.clear();
             Answer::empty(204)
         }
+        ("POST", "prices") => set_price(sim, &body, decimal),
         ("POST", "serverless") => {
             let mut world = sim.world();
             let ms = |v: &Value| v.as_f64().map(|s| (s * 1000.0) as Millis);
@@ -1224,4 +1224,68 @@ fn admin(sim: &Sim, headers: &HeaderMap, method: &str, path: &str, body: &Bytes)
         ("GET", "violations") => Answer::json(200, json!(sim.violations())),
         _ => Answer::problem(404, "no such admin route"),
     }
+}
+
+/// `POST /admin/prices`: changes the simulator's own catalogue while it runs. A GPU:
+/// `{"gpuType", "secure"?, "community"?}` (a price, or `null`: not offered there) or
+/// `{"gpuType", "remove": true}`; a pool: `{"pool", "flexPerSecond"?, "activePerSecond"?}`.
+/// What already runs bills at the new rate from the next instant of the clock.
+fn set_price(sim: &Sim, body: &Value, decimal: impl Fn(&Value) -> Option<Decimal>) -> Answer {
+    let price = |field: &str| -> Result<Option<Option<Decimal>>, Answer> {
+        match body.get(field) {
+            None => Ok(None),
+            Some(Value::Null) => Ok(Some(None)),
+            Some(v) => match decimal(v) {
+                Some(d) if d > Decimal::ZERO => Ok(Some(Some(d))),
+                _ => Err(Answer::problem(
+                    400,
+                    format!("{field} must be a positive price or null"),
+                )),
+            },
+        }
+    };
+    // Caught up with the clock: what ran so far bills at the old price.
+    let mut world = sim.world();
+    let catalog = &mut world.prices;
+    if let Some(gpu) = body["gpuType"].as_str() {
+        if body["remove"] == json!(true) {
+            return match catalog.gpus.remove(gpu) {
+                Some(_) => Answer::empty(204),
+                None => Answer::problem(404, format!("GPU type {gpu:?} is not in the catalogue")),
+            };
+        }
+        let (secure, community) = match (price("secure"), price("community")) {
+            (Ok(s), Ok(c)) => (s, c),
+            (Err(answer), _) | (_, Err(answer)) => return answer,
+        };
+        let Some(offer) = catalog.gpus.get_mut(gpu) else {
+            return Answer::problem(404, format!("GPU type {gpu:?} is not in the catalogue"));
+        };
+        if let Some(secure) = secure {
+            offer.secure_per_hour = secure;
+        }
+        if let Some(community) = community {
+            offer.community_per_hour = community;
+        }
+        return Answer::empty(204);
+    }
+    if let Some(pool) = body["pool"].as_str() {
+        let (flex, active) = match (price("flexPerSecond"), price("activePerSecond")) {
+            (Ok(f), Ok(a)) => (f, a),
+            (Err(answer), _) | (_, Err(answer)) => return answer,
+        };
+        let Some(rates) = catalog.pools.get_mut(pool) else {
+            return Answer::problem(404, format!("pool {pool:?} is not in the catalogue"));
+        };
+        match flex {
+            Some(Some(flex)) => rates.flex_per_second = flex,
+            Some(None) => return Answer::problem(400, "flexPerSecond cannot be null"),
+            None => {}
+        }
+        if let Some(active) = active {
+            rates.active_per_second = active;
+        }
+        return Answer::empty(204);
+    }
+    Answer::problem(400, "gpuType or pool is required")
 }

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use serde_json::{Value, json};
 
-use super::world::{Capacity, Millis};
+use super::{capacity::Capacity, clock::Millis};
 
 /// How long a finished job's result can be read (`/run` results: 30 minutes).
 pub const RESULT_RETENTION_MS: Millis = 30 * 60 * 1000;

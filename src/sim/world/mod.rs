@@ -1,0 +1,347 @@
+//! The simulated RunPod: accounts and everything in them, on a virtual clock.
+//!
+//! Pure state and rules, no I/O: the HTTP layer turns requests into calls here and the
+//! results into responses. Time only moves through [`World::advance_to`], which bills every
+//! account second by second (exactly, piecewise between events), finishes pod boots, and
+//! applies the zero-balance rule at the instant a balance reaches zero.
+//!
+//! - this module: the world, its accounts and the clock ([`World::advance_to`]);
+//! - `billing`: rates, the ledger and the money rules;
+//! - `pods`, `endpoints`, `volumes`, `registries`: one module per RunPod resource;
+//! - `render`: the REST v2 shapes of the objects.
+
+mod billing;
+mod endpoints;
+mod pods;
+mod registries;
+mod render;
+mod volumes;
+
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
+use serde_json::Value;
+
+pub use super::capacity::{Capacity, DEFAULT_FREE_GPUS};
+use super::catalog::Catalog;
+use super::clock::per_ms;
+pub use super::clock::{EPOCH_UNIX_SECONDS, MS_PER_HOUR, Millis, timestamp};
+use super::serverless::Timing;
+pub use billing::{Amounts, Billed};
+pub use endpoints::{Endpoint, Workers};
+pub use pods::{Container, Mount, Pod, PodStatus};
+pub use registries::Registry;
+pub use render::{EndpointView, PodView};
+pub use volumes::Volume;
+
+/// RunPod's message when no machine fits (FACTS 1.1).
+pub const CAPACITY_MESSAGE: &str = "There are no longer any instances available with the requested specifications. Please refresh and try again.";
+
+/// The data centres RunPod lists (FACTS 1.9).
+pub const DATA_CENTERS: &[&str] = &[
+    "EU-RO-1", "CA-MTL-1", "EU-SE-1", "US-IL-1", "EUR-IS-1", "EU-CZ-1", "US-TX-3", "EUR-IS-2",
+    "US-KS-2", "US-GA-2", "US-WA-1", "US-TX-1", "CA-MTL-3", "EU-NL-1", "US-TX-4", "US-CA-2",
+    "US-NC-1", "OC-AU-1", "US-DE-1", "EUR-IS-3", "CA-MTL-2", "AP-JP-1", "EUR-NO-1", "EU-FR-1",
+    "US-KS-3", "US-GA-1",
+];
+
+/// Seconds a pod spends provisioning or starting before it runs.
+pub const DEFAULT_BOOT_SECONDS: u64 = 15;
+
+/// Container disk when a create names none (RunPod's template default).
+pub const DEFAULT_CONTAINER_DISK_GB: u32 = 50;
+
+/// A refusal, shaped like RunPod's problem JSON.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// The HTTP status.
+    pub status: u16,
+    /// The explanation (`detail`).
+    pub detail: String,
+    /// Validation failures (`errors`), for 422.
+    pub errors: Vec<String>,
+}
+
+impl Refusal {
+    /// A refusal with a status and a detail.
+    pub fn new(status: u16, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            detail: detail.into(),
+            errors: Vec::new(),
+        }
+    }
+    fn not_found(what: &str) -> Self {
+        Self::new(404, format!("{what} not found"))
+    }
+}
+
+type Outcome<T> = Result<T, Refusal>;
+
+/// One account: what a key sees.
+#[derive(Clone, Debug)]
+pub struct Account {
+    /// Credit, USD. Goes below zero only through storage that keeps billing at zero.
+    pub balance: Decimal,
+    /// RunPod's hourly spend limit, USD.
+    pub spend_limit: Decimal,
+    /// Pods by id.
+    pub pods: BTreeMap<String, Pod>,
+    /// Endpoints by id.
+    pub endpoints: BTreeMap<String, Endpoint>,
+    /// Network volumes by id.
+    pub volumes: BTreeMap<String, Volume>,
+    /// Registries by id.
+    pub registries: BTreeMap<String, Registry>,
+    /// Hour bucket (hours since the epoch) x object -> amounts.
+    pub ledger: BTreeMap<(u64, Billed, String), Amounts>,
+    /// When the balance reached zero, if it is at zero now.
+    pub zero_since: Option<Millis>,
+}
+
+impl Account {
+    fn new(balance: Decimal) -> Self {
+        Self {
+            balance,
+            spend_limit: Decimal::from(80),
+            pods: BTreeMap::new(),
+            endpoints: BTreeMap::new(),
+            volumes: BTreeMap::new(),
+            registries: BTreeMap::new(),
+            ledger: BTreeMap::new(),
+            zero_since: None,
+        }
+    }
+
+    /// The serverless worker quota at this balance (FACTS 4.2).
+    pub fn worker_quota(&self) -> u32 {
+        const TABLE: &[(i64, u32)] = &[
+            (900, 60),
+            (700, 50),
+            (500, 40),
+            (300, 30),
+            (200, 20),
+            (100, 10),
+        ];
+        TABLE
+            .iter()
+            .find(|(at_least, _)| self.balance >= Decimal::from(*at_least))
+            .map_or(5, |(_, quota)| *quota)
+    }
+}
+
+/// Deterministic ids: the same seed gives the same ids, so a run repeats.
+#[derive(Clone, Debug)]
+pub struct IdGen {
+    state: u64,
+}
+
+impl IdGen {
+    /// A generator from a seed.
+    pub fn new(seed: u64) -> Self {
+        Self { state: seed }
+    }
+
+    /// The next pseudo-random number (splitmix64).
+    pub fn next_u64(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// An id of `len` lowercase alphanumerics.
+    pub fn id(&mut self, len: usize) -> String {
+        const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+        (0..len)
+            .map(|_| ALPHABET[(self.next_u64() % ALPHABET.len() as u64) as usize] as char)
+            .collect()
+    }
+}
+
+/// The whole simulated RunPod.
+#[derive(Clone, Debug)]
+pub struct World {
+    /// The virtual clock.
+    pub now: Millis,
+    /// Accounts by API key.
+    pub accounts: BTreeMap<String, Account>,
+    /// GPU capacity.
+    pub capacity: Capacity,
+    /// Prices.
+    pub prices: Catalog,
+    /// Id generator.
+    pub ids: IdGen,
+    /// Seconds a pod boots.
+    pub boot_seconds: u64,
+    /// Hours at zero balance after which network volumes are deleted; `None` keeps them.
+    pub volume_grace_hours: Option<u64>,
+    /// Serverless cold starts and job lengths.
+    pub timing: Timing,
+    /// Where an endpoint's workers may go, by its pools, exclusions and data centres: every
+    /// step of every endpoint reads it, and building it anew cost most of a request with
+    /// 10,000 endpoints.
+    places: Places,
+}
+
+type PlaceList = std::sync::Arc<[(String, String)]>;
+
+/// The cache of [`World::places`]: pure, so it never goes stale.
+#[derive(Debug, Default)]
+struct Places(std::sync::Mutex<std::collections::HashMap<String, PlaceList>>);
+
+impl Clone for Places {
+    fn clone(&self) -> Self {
+        Self(std::sync::Mutex::new(
+            self.0.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+        ))
+    }
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl World {
+    /// An empty world with one funded account per key.
+    pub fn new(seed: u64) -> Self {
+        Self {
+            now: 0,
+            accounts: BTreeMap::new(),
+            capacity: Capacity::default(),
+            prices: Catalog::published(),
+            ids: IdGen::new(seed),
+            boot_seconds: DEFAULT_BOOT_SECONDS,
+            volume_grace_hours: None,
+            timing: Timing::default(),
+            places: Places::default(),
+        }
+    }
+
+    /// Adds an account for a key.
+    pub fn add_account(&mut self, key: &str, balance: Decimal) {
+        self.accounts.insert(key.to_string(), Account::new(balance));
+    }
+
+    /// The account of a key.
+    pub fn account(&self, key: &str) -> Option<&Account> {
+        self.accounts.get(key)
+    }
+
+    fn account_mut(&mut self, key: &str) -> Outcome<&mut Account> {
+        self.accounts
+            .get_mut(key)
+            .ok_or_else(|| Refusal::new(403, "access denied"))
+    }
+
+    /// Moves the clock to `to`, billing every account and applying what happens on the way.
+    /// All accounts move in lockstep from event to event, since they share GPU capacity.
+    pub fn advance_to(&mut self, to: Millis) {
+        let keys: Vec<String> = self.accounts.keys().cloned().collect();
+        while self.now < to {
+            let now = self.now;
+            let next = keys
+                .iter()
+                .filter_map(|key| self.next_account_event(key, now))
+                .chain(keys.iter().flat_map(|key| {
+                    self.accounts[key]
+                        .endpoints
+                        .values()
+                        .filter_map(|e| e.runtime.next_event(&self.endpoint_scaling(e), now))
+                        .collect::<Vec<_>>()
+                }))
+                .min()
+                .map_or(to, |t| t.min(to));
+            for key in &keys {
+                self.bill(key, now, next);
+            }
+            self.now = next;
+            for key in &keys {
+                self.apply_account_events(key, next);
+                self.step_endpoints(key, next);
+            }
+            self.finish_boots();
+        }
+    }
+
+    /// The next instant at which the account's rate changes by itself: its balance reaching
+    /// zero, or the zero-balance grace ending.
+    fn next_account_event(&self, key: &str, at: Millis) -> Option<Millis> {
+        let account = &self.accounts[key];
+        let rate = self.spend_per_hour(key);
+        let mut next: Option<Millis> = None;
+        if account.zero_since.is_none() && rate > Decimal::ZERO && account.balance > Decimal::ZERO {
+            let ms = (account.balance / per_ms(rate)).ceil();
+            let ms = ms.try_into().unwrap_or(u64::MAX);
+            next = Some(at.saturating_add(ms.max(1)));
+        }
+        if let (Some(since), Some(grace)) = (account.zero_since, self.volume_grace_hours)
+            && !account.volumes.is_empty()
+        {
+            let deadline = since + grace * MS_PER_HOUR;
+            if deadline > at {
+                next = Some(next.map_or(deadline, |n| n.min(deadline)));
+            }
+        }
+        next
+    }
+
+    /// What happens to an account at an instant: at zero balance every pod stops and pods
+    /// without a network volume are terminated; after the grace, volumes are deleted.
+    fn apply_account_events(&mut self, key: &str, at: Millis) {
+        let account = self.accounts.get_mut(key).expect("the key exists");
+        if account.zero_since.is_none() && account.balance <= Decimal::ZERO {
+            account.zero_since = Some(at);
+            let ids: Vec<String> = account.pods.keys().cloned().collect();
+            for id in ids {
+                let pod = account.pods.get_mut(&id).expect("listed");
+                if pod.status.holds_gpus() {
+                    self.capacity.release_gpus(
+                        &pod.gpu_type,
+                        &pod.data_center,
+                        &pod.cloud,
+                        pod.gpu_count,
+                    );
+                }
+                if matches!(pod.mount, Some(Mount::Network { .. })) {
+                    pod.status = PodStatus::Exited;
+                    pod.stopped_at = Some(at);
+                    pod.boot_done_at = None;
+                } else {
+                    account.pods.remove(&id);
+                }
+            }
+            for endpoint in account.endpoints.values_mut() {
+                let gpus = endpoint.gpu["count"].as_u64().unwrap_or(1) as u32;
+                endpoint.workers.min = 0;
+                endpoint.runtime.stop_all(gpus, &mut self.capacity);
+            }
+        }
+        if let (Some(since), Some(grace)) = (account.zero_since, self.volume_grace_hours)
+            && at >= since + grace * MS_PER_HOUR
+        {
+            account.volumes.clear();
+        }
+    }
+
+    fn finish_boots(&mut self) {
+        let now = self.now;
+        for account in self.accounts.values_mut() {
+            for pod in account.pods.values_mut() {
+                if let Some(done) = pod.boot_done_at.filter(|t| *t <= now) {
+                    pod.status = PodStatus::Running;
+                    pod.started_at = Some(done);
+                    pod.boot_done_at = None;
+                }
+            }
+        }
+    }
+}
