@@ -590,6 +590,7 @@ async fn cli(n: usize, table: &mut Table, dir: &Path) {
 
     for command in ["plan", "apply"] {
         let (gets, writes) = (handle.sim.calls("GET", "/v2/"), runpod_writes(&handle));
+        let catalogues = handle.sim.calls("GET", "/v2/catalog/");
         let graphql = handle.sim.calls("POST", "/graphql");
         let started = Instant::now();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_runpod-operator"));
@@ -621,7 +622,9 @@ async fn cli(n: usize, table: &mut Table, dir: &Path) {
         };
         let code = status.code().unwrap_or(-1);
         let wall = started.elapsed();
-        let lists = handle.sim.calls("GET", "/v2/") - gets;
+        // The price catalogue is read once per command, apart from the account refresh.
+        let catalogue = handle.sim.calls("GET", "/v2/catalog/");
+        let lists = handle.sim.calls("GET", "/v2/") - gets - (catalogue - catalogues);
         let account_reads = handle.sim.calls("POST", "/graphql") - graphql;
         let written = runpod_writes(&handle) - writes;
         assert_eq!(code, 0, "`{command}` over a converged account exits 0");
@@ -640,15 +643,20 @@ async fn cli(n: usize, table: &mut Table, dir: &Path) {
             ),
         );
         table.put(
-            &format!("CLI steady `{command}`: RunPod requests (lists + account reads, writes)"),
-            "3 + 1, 0",
+            &format!(
+                "CLI steady `{command}`: RunPod requests (lists + account reads, writes; + price catalogue)"
+            ),
+            "3 + 1, 0; + 1",
             n,
-            format!("{lists} + {account_reads}, {written}"),
+            format!(
+                "{lists} + {account_reads}, {written}; + {}",
+                catalogue - catalogues
+            ),
         );
         assert_eq!(
-            (lists, account_reads, written),
-            (3, 1, 0),
-            "a steady `{command}` reads three lists and the account, and writes nothing"
+            (lists, account_reads, written, catalogue - catalogues),
+            (3, 1, 0, 1),
+            "a steady `{command}` reads three lists, the account and the price catalogue once, and writes nothing"
         );
     }
 }

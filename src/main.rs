@@ -17,5 +17,12 @@ fn main() -> anyhow::Result<ExitCode> {
         cli::LogFormat::Text => logs.init(),
         cli::LogFormat::Json => logs.json().init(),
     }
-    Ok(cli::run(cli)?)
+    match cli::run(cli) {
+        Ok(code) => Ok(code),
+        // The message is for people: no debug form, no backtrace.
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
 }

@@ -435,13 +435,96 @@ fn nothing_is_written_when_a_money_rule_refuses_the_plan() {
 }
 
 #[test]
-fn plan_without_a_key_says_how_to_get_one() {
+fn plan_prices_with_runpods_catalogue_so_a_price_change_moves_the_figures() {
+    let sim = SimProcess::start();
+    let pod = "apiVersion: runpod-operator.dev/v1alpha1\nkind: GpuWorkload\nmetadata: {name: b200, namespace: ml}\n\
+               spec:\n  type: Pod\n  image: i\n  gpu: {types: [\"NVIDIA B200\"], count: 8}\n  spendingCap: {usdPerHour: \"10\"}\n";
+    let dir = std::env::temp_dir().join(format!("runpod-operator-prices-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("b200.yaml"), pod).unwrap();
+    let dir = dir.to_str().unwrap();
+    let worst = |output: &Output| -> String {
+        let items: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        items[0]["worstCasePerHour"].as_str().unwrap().to_string()
+    };
+    // At the published 7.99 USD/h a GPU, 8 GPUs pass the cap of 10: refused.
+    let before = sim.run(&["plan", "-f", dir, "-o", "json"]);
+    assert_eq!(
+        code(&before),
+        1,
+        "{}",
+        String::from_utf8_lossy(&before.stderr)
+    );
+    assert!(worst(&before).starts_with("63.9"), "{}", worst(&before));
+    // RunPod drops the price to 1.00: the same manifest now fits, at the new figure.
+    assert_eq!(
+        sim.admin(
+            "POST",
+            "/_sim/prices",
+            r#"{"gpuType":"NVIDIA B200","secure":"1.00"}"#
+        ),
+        ""
+    );
+    let after = sim.run(&["plan", "-f", dir, "-o", "json"]);
+    assert_eq!(
+        code(&after),
+        2,
+        "{}",
+        String::from_utf8_lossy(&after.stdout)
+    );
+    assert!(worst(&after).starts_with("8.00"), "{}", worst(&after));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn apply_without_the_secrets_fails_at_once_naming_each_and_how_to_add_it() {
+    // No simulator, no key: the check comes before anything is read or written.
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let started = std::time::Instant::now();
     let output = Command::new(env!("CARGO_BIN_EXE_runpod-operator"))
-        .args([
-            "plan",
-            "-f",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/examples"),
-        ])
+        .args(["apply", "--yes", "-f", examples.to_str().unwrap()])
+        .env("RUNPOD_API_KEY", "unused")
+        .env("RUNPOD_API_URL", "http://127.0.0.1:9")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(code(&output), 1);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.starts_with("error: 2 Secret(s)"), "{err}");
+    for needed in [
+        "Secret research/wandb is missing: key \"apiKey\" for GpuWorkload research/llama-finetune (spec.env[1])",
+        "Secret inference/huggingface is missing: key \"token\"",
+        "kubectl create secret generic wandb -n research --from-literal=apiKey=<value> --dry-run=client -o yaml",
+    ] {
+        assert!(err.contains(needed), "{needed}\n{err}");
+    }
+    // A Secret that is there but lacks the key is named as such.
+    let dir = manifests(&[(
+        "secrets.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: wandb, namespace: research}\nstringData: {other: k}\n---\n\
+         apiVersion: v1\nkind: Secret\nmetadata: {name: huggingface, namespace: inference}\nstringData: {token: t}\n",
+    )]);
+    let output = Command::new(env!("CARGO_BIN_EXE_runpod-operator"))
+        .args(["plan", "-f", dir.to_str().unwrap()])
+        .env("RUNPOD_API_KEY", "unused")
+        .output()
+        .unwrap();
+    assert_eq!(code(&output), 1);
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("error: 1 Secret(s)"), "{err}");
+    assert!(
+        err.contains("Secret research/wandb has no such key: key \"apiKey\""),
+        "{err}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn plan_without_a_key_says_how_to_get_one() {
+    let dir = manifests(&[]);
+    let output = Command::new(env!("CARGO_BIN_EXE_runpod-operator"))
+        .args(["plan", "-f", dir.to_str().unwrap()])
         .env_remove("RUNPOD_API_KEY")
         .output()
         .unwrap();
@@ -450,6 +533,7 @@ fn plan_without_a_key_says_how_to_get_one() {
         String::from_utf8_lossy(&output.stderr)
             .contains("export RUNPOD_API_KEY (or try the built-in simulator with --sim)")
     );
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]

@@ -9,6 +9,7 @@ use secrecy::SecretString;
 use super::CliError;
 use crate::{
     api::{DEFAULT_API_URL, DEFAULT_GRAPHQL_URL, DEFAULT_SERVERLESS_URL, RunPodAccountSpec},
+    engine::prices::PriceCatalogue,
     reconcile::inventory::Inventory,
     runpod::{Client, ClientConfig},
     sim::{self, SimConfig, SimHandle},
@@ -45,6 +46,22 @@ pub struct Connection {
     pub inventory: Inventory,
     /// The embedded simulator with `--sim`, held so it lives as long as the connection.
     pub _sim: Option<SimHandle>,
+}
+
+impl Connection {
+    /// The prices to plan with: RunPod's catalogue over the built-in snapshot, read once per
+    /// command. When the catalogue cannot be read, the snapshot, with a warning on stderr.
+    pub async fn prices(&self) -> PriceCatalogue {
+        match crate::reconcile::live_prices(self.inventory.client()).await {
+            Ok(prices) => prices,
+            Err(e) => {
+                eprintln!(
+                    "warning: RunPod's price catalogue could not be read ({e}); using the built-in price snapshot"
+                );
+                PriceCatalogue::builtin()
+            }
+        }
+    }
 }
 
 /// A client for one account at these URLs.

@@ -37,6 +37,7 @@ struct Demo {
     http: reqwest::Client,
     ws: Workspace,
     started: Instant,
+    prices: PriceCatalogue,
 }
 
 fn step(title: &str) {
@@ -76,6 +77,7 @@ impl Demo {
         let (items, failures) = apply_until_ready(
             &self.ws,
             &self.inventory,
+            &self.prices,
             Duration::from_secs(60),
             // The virtual clock stands still unless moved: let pods boot between passes.
             || async {
@@ -189,7 +191,11 @@ async fn demo() -> Result<ExitCode, CliError> {
         handle.api_key.clone(),
         &budget,
     )?;
+    let prices = crate::reconcile::live_prices(&client)
+        .await
+        .map_err(CliError::RunPod)?;
     let demo = Demo {
+        prices,
         inventory: Inventory::new(client, Duration::ZERO),
         http: tls::http_client_builder()
             .build()
@@ -260,7 +266,7 @@ async fn demo() -> Result<ExitCode, CliError> {
         );
     }
     let after = demo.billed(&matting).await?;
-    let prices = PriceCatalogue::builtin();
+    let prices = demo.prices.clone();
     let flex = prices
         .pool_of("NVIDIA A100-SXM4-80GB")
         .map(|p| p.flex_per_second)

@@ -276,15 +276,12 @@ fn now() -> k8s_openapi::jiff::Timestamp {
 
 pub(super) fn run_plan(args: &PlanArgs) -> Result<ExitCode, CliError> {
     let ws = workspace::load(&args.common.paths)?;
+    workspace::require_secrets(&ws)?;
     runtime()?.block_on(async {
         let conn = super::connect::connect(&args.common.runpod, &ws.account).await?;
+        let prices = conn.prices().await;
         conn.inventory.refresh().await.map_err(CliError::RunPod)?;
-        let items = plan_workspace(
-            &ws,
-            &conn.inventory.snapshot(),
-            &PriceCatalogue::builtin(),
-            now(),
-        );
+        let items = plan_workspace(&ws, &conn.inventory.snapshot(), &prices, now());
         print_items(&items, args.common.output, plan_table)?;
         Ok(plan_exit(&items))
     })
@@ -320,6 +317,7 @@ fn plan_exit(items: &[Item]) -> ExitCode {
 pub async fn apply_until_ready<F, Fut>(
     ws: &Workspace,
     inventory: &Inventory,
+    prices: &PriceCatalogue,
     timeout: Duration,
     mut between: F,
     progress: Option<&indicatif::ProgressBar>,
@@ -329,13 +327,12 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = ()>,
 {
-    let prices = PriceCatalogue::builtin();
     let started = Instant::now();
     let mut failures = Vec::new();
     loop {
         let report = match first.take() {
             Some(items) => execute_plan(items, inventory).await,
-            None => apply_pass(ws, inventory, &prices, now())
+            None => apply_pass(ws, inventory, prices, now())
                 .await
                 .map_err(CliError::RunPod)?,
         };
@@ -390,10 +387,11 @@ fn confirm() -> Result<bool, CliError> {
 
 pub(super) fn run_apply(args: &ApplyArgs) -> Result<ExitCode, CliError> {
     let ws = workspace::load(&args.common.paths)?;
+    workspace::require_secrets(&ws)?;
     runtime()?.block_on(async {
         let conn = super::connect::connect(&args.common.runpod, &ws.account).await?;
+        let prices = conn.prices().await;
         conn.inventory.refresh().await.map_err(CliError::RunPod)?;
-        let prices = PriceCatalogue::builtin();
         let items = plan_workspace(&ws, &conn.inventory.snapshot(), &prices, now());
         let table = args.common.output == OutputFormat::Table;
         let count = items.len();
@@ -421,6 +419,7 @@ pub(super) fn run_apply(args: &ApplyArgs) -> Result<ExitCode, CliError> {
         let (items, failures) = apply_until_ready(
             &ws,
             &conn.inventory,
+            &prices,
             Duration::from_secs(args.timeout),
             || tokio::time::sleep(interval),
             bar.as_ref(),
@@ -497,10 +496,11 @@ pub fn audit_text(items: &[Item], orphans: &[Orphan]) -> String {
 
 pub(super) fn run_audit(args: &AuditArgs) -> Result<ExitCode, CliError> {
     let ws = workspace::load(&args.common.paths)?;
+    workspace::require_secrets(&ws)?;
     runtime()?.block_on(async {
         let conn = super::connect::connect(&args.common.runpod, &ws.account).await?;
+        let prices = conn.prices().await;
         conn.inventory.refresh().await.map_err(CliError::RunPod)?;
-        let prices = PriceCatalogue::builtin();
         let snapshot = conn.inventory.snapshot();
         let items = plan_workspace(&ws, &snapshot, &prices, now());
         let found = orphans(&ws, &snapshot, &prices);

@@ -149,6 +149,70 @@ pub fn from_texts<'a>(
     }
 }
 
+/// Checks that every Secret key the workloads read is in the manifests. Without a cluster
+/// nothing else can supply one, so a missing Secret is an error now, naming each one and how
+/// to add it, not a wait that can never end (the controller waits: there, a Secret can appear).
+pub fn require_secrets(ws: &Workspace) -> Result<(), CliError> {
+    let mut missing: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    for w in &ws.workloads {
+        let namespace = w.metadata.namespace.as_deref().unwrap_or("default");
+        let name = w.metadata.name.as_deref().unwrap_or_default();
+        for (i, var) in w.spec.env.iter().enumerate() {
+            let Some(from) = &var.value_from else {
+                continue;
+            };
+            let key = &from.secret_key_ref;
+            let found = ws
+                .secrets
+                .get(namespace)
+                .and_then(|s| s.get(&key.name))
+                .is_some_and(|data| data.contains_key(&key.key));
+            if !found {
+                missing
+                    .entry((namespace.to_string(), key.name.clone()))
+                    .or_default()
+                    .push(format!(
+                        "key {:?} for GpuWorkload {namespace}/{name} (spec.env[{i}])",
+                        key.key
+                    ));
+            }
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let mut text = format!(
+        "{} Secret(s) the manifests read are not in them, and without a cluster nothing else can supply them:",
+        missing.len()
+    );
+    for ((namespace, name), uses) in &missing {
+        let present = ws
+            .secrets
+            .get(namespace)
+            .is_some_and(|s| s.contains_key(name));
+        let state = if present {
+            "has no such key"
+        } else {
+            "is missing"
+        };
+        text.push_str(&format!(
+            "\n  - Secret {namespace}/{name} {state}: {}",
+            uses.join("; ")
+        ));
+    }
+    text.push_str("\nAdd each as a `kind: Secret` manifest in a file passed with -f (or in the folder), e.g.:");
+    for ((namespace, name), uses) in &missing {
+        let key = uses
+            .first()
+            .and_then(|u| u.split('"').nth(1))
+            .unwrap_or("key");
+        text.push_str(&format!(
+            "\n  kubectl create secret generic {name} -n {namespace} --from-literal={key}=<value> --dry-run=client -o yaml > secret-{name}.yaml"
+        ));
+    }
+    Err(CliError::Usage(text))
+}
+
 fn default_account() -> RunPodAccountSpec {
     serde_json::from_value(serde_json::json!({
         "apiKeySecretRef": {"namespace": "runpod-operator", "name": "runpod-api-key"}

@@ -84,6 +84,26 @@ pub struct LiveGpuPrice {
     pub serverless_per_hour: Option<Decimal>,
 }
 
+impl LiveGpuPrice {
+    /// One entry of RunPod's catalogue. A price that is not a positive finite number (RunPod
+    /// reports `0` where a type is not offered) is `None`: never a price of zero.
+    pub fn from_catalog(gpu: &crate::runpod::types::CatalogGpu) -> Self {
+        let price = |p: f64| -> Option<Decimal> {
+            if !p.is_finite() || p <= 0.0 {
+                return None;
+            }
+            p.to_string().parse().ok()
+        };
+        Self {
+            gpu_type: gpu.id.clone(),
+            pool: gpu.pool.clone().filter(|p| !p.is_empty()),
+            secure_per_hour: price(gpu.price.secure),
+            community_per_hour: price(gpu.price.community),
+            serverless_per_hour: gpu.price.serverless.and_then(price),
+        }
+    }
+}
+
 /// Why a price is missing.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PriceError {

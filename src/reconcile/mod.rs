@@ -29,6 +29,21 @@ use crate::{
 use executor::{Outcome, execute};
 use inventory::{Inventory, Snapshot};
 
+/// The built-in price snapshot with RunPod's catalogue (`GET /v2/catalog/gpus`) on top: what
+/// RunPod charges today wins, and a type the catalogue does not price keeps the snapshot's
+/// figure or, if it has none, stays unknown (refused, never zero). One request.
+pub async fn live_prices(
+    client: &crate::runpod::Client,
+) -> Result<PriceCatalogue, crate::runpod::Error> {
+    let gpus = client.catalog_gpus().await?;
+    let mut prices = PriceCatalogue::builtin();
+    prices.apply_live(
+        gpus.iter()
+            .map(crate::engine::prices::LiveGpuPrice::from_catalog),
+    );
+    Ok(prices)
+}
+
 /// Everything declared for one account: the objects and the Secrets they read.
 #[derive(Clone, Debug)]
 pub struct Workspace {
