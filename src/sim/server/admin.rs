@@ -1,0 +1,216 @@
+//! The `/_sim/` admin routes tests and the demo drive the simulator with: accounts, the
+//! clock, capacity, faults, prices, timing, the request log and spec violations.
+
+use axum::{body::Bytes, http::HeaderMap};
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+
+use super::{Answer, FaultRule, Sim, bearer, lock};
+use crate::sim::world::{Millis, World, timestamp};
+
+pub(super) fn admin(
+    sim: &Sim,
+    headers: &HeaderMap,
+    method: &str,
+    path: &str,
+    body: &Bytes,
+) -> Answer {
+    let Some(key) = bearer(headers) else {
+        return Answer::problem(
+            401,
+            "missing bearer token: admin routes act on the key's account",
+        );
+    };
+    let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let decimal = |v: &Value| -> Option<Decimal> {
+        match v {
+            Value::String(s) => s.parse().ok(),
+            Value::Number(n) => n.to_string().parse().ok(),
+            _ => None,
+        }
+    };
+    match (method, path) {
+        ("GET", "state") => {
+            let world = sim.world();
+            let Some(account) = world.account(&key) else {
+                return Answer::problem(404, "no account for this key");
+            };
+            Answer::json(
+                200,
+                json!({
+                    "now": timestamp(world.now),
+                    "balance": account.balance.round_dp(10).to_string(),
+                    "spendLimit": account.spend_limit.to_string(),
+                    "spendPerHour": world.spend_per_hour(&key).round_dp(10).to_string(),
+                    "pods": account.pods.values().map(|p| world.pod_json(p)).collect::<Vec<_>>(),
+                    "endpoints": account.endpoints.values().map(|e| world.endpoint_json(e)).collect::<Vec<_>>(),
+                    "networkVolumes": account.volumes.values().map(World::volume_json).collect::<Vec<_>>(),
+                }),
+            )
+        }
+        ("POST", "accounts") => {
+            let balance = decimal(&body["balance"]).unwrap_or(Decimal::from(500));
+            let Some(new_key) = body["apiKey"].as_str() else {
+                return Answer::problem(400, "apiKey is required");
+            };
+            sim.add_account(new_key, balance);
+            Answer::empty(204)
+        }
+        ("POST", "account") => {
+            let mut world = sim.world();
+            let Some(account) = world.accounts.get_mut(&key) else {
+                return Answer::problem(404, "no account for this key");
+            };
+            if let Some(balance) = decimal(&body["balance"]) {
+                account.balance = balance;
+                if balance > Decimal::ZERO {
+                    account.zero_since = None;
+                }
+            }
+            if let Some(limit) = decimal(&body["spendLimit"]) {
+                account.spend_limit = limit;
+            }
+            drop(world);
+            if let Some(quota) = body["requestsPerMinute"].as_u64() {
+                *lock(&sim.quota) = quota as u32;
+                lock(&sim.windows).clear();
+            }
+            // A shorter window lets a test of the rate budget run in seconds, not minutes.
+            if let Some(seconds) = body["rateWindowSeconds"].as_u64() {
+                *lock(&sim.window_seconds) = seconds.max(1);
+                lock(&sim.windows).clear();
+            }
+            if let Some(hours) = body["volumeGraceHours"].as_u64() {
+                sim.world().volume_grace_hours = Some(hours);
+            }
+            Answer::empty(204)
+        }
+        ("POST", "clock") => {
+            let speed = body["speed"].as_f64();
+            let advance = body["advanceSeconds"].as_u64().unwrap_or(0);
+            let mut clock = lock(&sim.clock);
+            let speed = speed.unwrap_or(clock.speed);
+            clock.rebase(speed, advance * 1000);
+            drop(clock);
+            let now = sim.world().now;
+            Answer::json(200, json!({"now": timestamp(now)}))
+        }
+        ("POST", "capacity") => {
+            let (Some(gpu), Some(dc), Some(free)) = (
+                body["gpuType"].as_str(),
+                body["dataCenter"].as_str(),
+                body["free"].as_u64(),
+            ) else {
+                return Answer::problem(400, "gpuType, dataCenter and free are required");
+            };
+            let cloud = body["cloud"].as_str().unwrap_or("SECURE");
+            let mut world = sim.world();
+            world.capacity.set(gpu, dc, cloud, free as u32);
+            world.step_all();
+            Answer::empty(204)
+        }
+        ("PUT", "faults") => {
+            match serde_json::from_value::<Vec<FaultRule>>(body["rules"].clone()) {
+                Ok(rules) => {
+                    lock(&sim.faults).rules = rules;
+                    Answer::empty(204)
+                }
+                Err(e) => Answer::problem(400, format!("rules: {e}")),
+            }
+        }
+        ("DELETE", "faults") => {
+            lock(&sim.faults).rules.clear();
+            Answer::empty(204)
+        }
+        ("POST", "prices") => set_price(sim, &body, decimal),
+        ("POST", "serverless") => {
+            let mut world = sim.world();
+            let ms = |v: &Value| v.as_f64().map(|s| (s * 1000.0) as Millis);
+            if let Some(v) = ms(&body["coldStartSeconds"]) {
+                world.timing.cold_start_ms = v;
+            }
+            if let Some(v) = ms(&body["flashbootColdStartSeconds"]) {
+                world.timing.flashboot_cold_start_ms = v;
+            }
+            if let Some(v) = ms(&body["jobSeconds"]) {
+                world.timing.job_ms = v;
+            }
+            Answer::empty(204)
+        }
+        ("GET", "requests") => Answer::json(200, json!(sim.requests())),
+        ("DELETE", "requests") => {
+            lock(&sim.log).clear();
+            Answer::empty(204)
+        }
+        ("GET", "violations") => Answer::json(200, json!(sim.violations())),
+        _ => Answer::problem(404, "no such admin route"),
+    }
+}
+
+/// `POST /admin/prices`: changes the simulator's own catalogue while it runs. A GPU:
+/// `{"gpuType", "secure"?, "community"?}` (a price, or `null`: not offered there) or
+/// `{"gpuType", "remove": true}`; a pool: `{"pool", "flexPerSecond"?, "activePerSecond"?}`.
+/// What already runs bills at the new rate from the next instant of the clock.
+pub(super) fn set_price(
+    sim: &Sim,
+    body: &Value,
+    decimal: impl Fn(&Value) -> Option<Decimal>,
+) -> Answer {
+    let price = |field: &str| -> Result<Option<Option<Decimal>>, Answer> {
+        match body.get(field) {
+            None => Ok(None),
+            Some(Value::Null) => Ok(Some(None)),
+            Some(v) => match decimal(v) {
+                Some(d) if d > Decimal::ZERO => Ok(Some(Some(d))),
+                _ => Err(Answer::problem(
+                    400,
+                    format!("{field} must be a positive price or null"),
+                )),
+            },
+        }
+    };
+    // Caught up with the clock: what ran so far bills at the old price.
+    let mut world = sim.world();
+    let catalog = &mut world.prices;
+    if let Some(gpu) = body["gpuType"].as_str() {
+        if body["remove"] == json!(true) {
+            return match catalog.gpus.remove(gpu) {
+                Some(_) => Answer::empty(204),
+                None => Answer::problem(404, format!("GPU type {gpu:?} is not in the catalogue")),
+            };
+        }
+        let (secure, community) = match (price("secure"), price("community")) {
+            (Ok(s), Ok(c)) => (s, c),
+            (Err(answer), _) | (_, Err(answer)) => return answer,
+        };
+        let Some(offer) = catalog.gpus.get_mut(gpu) else {
+            return Answer::problem(404, format!("GPU type {gpu:?} is not in the catalogue"));
+        };
+        if let Some(secure) = secure {
+            offer.secure_per_hour = secure;
+        }
+        if let Some(community) = community {
+            offer.community_per_hour = community;
+        }
+        return Answer::empty(204);
+    }
+    if let Some(pool) = body["pool"].as_str() {
+        let (flex, active) = match (price("flexPerSecond"), price("activePerSecond")) {
+            (Ok(f), Ok(a)) => (f, a),
+            (Err(answer), _) | (_, Err(answer)) => return answer,
+        };
+        let Some(rates) = catalog.pools.get_mut(pool) else {
+            return Answer::problem(404, format!("pool {pool:?} is not in the catalogue"));
+        };
+        match flex {
+            Some(Some(flex)) => rates.flex_per_second = flex,
+            Some(None) => return Answer::problem(400, "flexPerSecond cannot be null"),
+            None => {}
+        }
+        if let Some(active) = active {
+            rates.active_per_second = active;
+        }
+        return Answer::empty(204);
+    }
+    Answer::problem(400, "gpuType or pool is required")
+}

@@ -1,0 +1,291 @@
+//! The REST pipeline, in RunPod's order: bearer key, rate budget (with `RateLimit` headers on
+//! every authenticated answer), route (404, 405 with `Allow`), injected faults, the request
+//! body against the official spec (422), then the world; every answer is checked against the
+//! spec's response schema.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use axum::{
+    body::Bytes,
+    extract::State,
+    http::{HeaderMap, Method, Uri},
+    response::{IntoResponse, Response},
+};
+use serde_json::Value;
+
+use super::{
+    Answer, FaultRule, Faults, RequestRecord, Sim, Window, admin::admin, bearer, graphql::graphql,
+    lock, routes::handle,
+};
+use crate::sim::{spec::spec, world::Refusal};
+
+/// Which operation a path names, with the spec's path template and the methods it allows.
+pub(super) struct Route {
+    pub(super) template: &'static str,
+    allow: &'static [&'static str],
+    pub(super) id: String,
+}
+
+pub(super) fn route(path: &str) -> Option<Route> {
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+    let r = |template, allow, id: &str| {
+        Some(Route {
+            template,
+            allow,
+            id: id.to_string(),
+        })
+    };
+    match segments.as_slice() {
+        ["v2", "pods"] => r("/v2/pods", &["GET", "POST"], ""),
+        ["v2", "pods", id] => r("/v2/pods/{id}", &["GET", "PATCH", "DELETE"], id),
+        ["v2", "pods", id, "action"] => r("/v2/pods/{id}/action", &["POST"], id),
+        ["v2", "serverless"] => r("/v2/serverless", &["GET", "POST"], ""),
+        ["v2", "serverless", id] => r("/v2/serverless/{id}", &["GET", "PATCH", "DELETE"], id),
+        ["v2", "serverless", id, "workers"] => r("/v2/serverless/{id}/workers", &["GET"], id),
+        ["v2", "network-volumes"] => r("/v2/network-volumes", &["GET", "POST"], ""),
+        ["v2", "network-volumes", id] => {
+            r("/v2/network-volumes/{id}", &["GET", "PATCH", "DELETE"], id)
+        }
+        ["v2", "registries"] => r("/v2/registries", &["GET", "POST"], ""),
+        ["v2", "registries", id] => r("/v2/registries/{id}", &["GET", "DELETE"], id),
+        ["v2", "catalog", "gpus"] => r("/v2/catalog/gpus", &["GET"], ""),
+        ["v2", "catalog", "gpus", id] => r("/v2/catalog/gpus/{id}", &["GET"], id),
+        ["v2", "catalog", "datacenters"] => r("/v2/catalog/datacenters", &["GET"], ""),
+        ["v2", "catalog", "datacenters", id] => r("/v2/catalog/datacenters/{id}", &["GET"], id),
+        ["v2", "billing", "pods"] => r("/v2/billing/pods", &["GET"], ""),
+        ["v2", "billing", "serverless"] => r("/v2/billing/serverless", &["GET"], ""),
+        ["v2", "billing", "network-volumes"] => r("/v2/billing/network-volumes", &["GET"], ""),
+        _ => None,
+    }
+}
+
+pub(super) async fn api_entry(
+    State(sim): State<Arc<Sim>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().to_string();
+    let answer = if path == "/graphql" {
+        graphql(&sim, &uri, &headers, &body)
+    } else if let Some(rest) = path.strip_prefix("/_sim/console") {
+        // "Someone in the RunPod console": the same operations, no rate budget, no faults.
+        match bearer(&headers) {
+            Some(key) => rest_call(&sim, &key, method.as_str(), rest, &uri, &body, false).await,
+            None => Answer::problem(401, "missing bearer token"),
+        }
+    } else if let Some(rest) = path.strip_prefix("/_sim/") {
+        admin(&sim, &headers, method.as_str(), rest, &body)
+    } else {
+        rest_entry(&sim, method.as_str(), &path, &uri, &headers, &body).await
+    };
+    record(&sim, method.as_str(), path, answer.status, &body);
+    answer.into_response()
+}
+
+/// The request log keeps the newest entries, so a long-running simulator stays small.
+pub(super) const REQUEST_LOG_LIMIT: usize = 100_000;
+
+pub(super) fn record(sim: &Sim, method: &str, path: String, status: u16, body: &Bytes) {
+    let mut log = lock(&sim.log);
+    if log.len() >= REQUEST_LOG_LIMIT {
+        log.drain(..REQUEST_LOG_LIMIT / 2);
+    }
+    log.push(RequestRecord {
+        method: method.to_string(),
+        path,
+        status,
+        body: (!body.is_empty()).then(|| String::from_utf8_lossy(body).into_owned()),
+    });
+}
+
+pub(super) async fn rest_entry(
+    sim: &Sim,
+    method: &str,
+    path: &str,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Answer {
+    let Some(key) = bearer(headers) else {
+        return Answer::problem(401, "missing bearer token");
+    };
+    if !lock(&sim.world).accounts.contains_key(&key) {
+        return Answer::problem(401, "invalid api key");
+    }
+    let (limited, rate_headers) = rate_budget(sim, &key);
+    let mut answer = match limited {
+        Some(retry_after) => {
+            let mut a = Answer::problem(429, "rate limit exceeded for the minute window");
+            a.headers.push(("retry-after", retry_after.to_string()));
+            a
+        }
+        None => rest_call(sim, &key, method, path, uri, body, true).await,
+    };
+    answer.headers.extend(rate_headers);
+    answer
+}
+
+/// Counts a request against its key's minute window. Returns the `Retry-After` seconds when
+/// over quota, and the rate-limit headers either way.
+pub(super) fn rate_budget(sim: &Sim, key: &str) -> (Option<u64>, Vec<(&'static str, String)>) {
+    let quota = *lock(&sim.quota);
+    let window_seconds = *lock(&sim.window_seconds);
+    let mut windows = lock(&sim.windows);
+    let window = windows.entry(key.to_string()).or_insert_with(|| Window {
+        started: Instant::now(),
+        used: 0,
+    });
+    let length = Duration::from_secs(window_seconds);
+    if window.started.elapsed() >= length {
+        window.started = Instant::now();
+        window.used = 0;
+    }
+    // Seconds until the window resets, rounded up so a client that waits them is never early.
+    let left = length.saturating_sub(window.started.elapsed());
+    let reset = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+    let reset = reset.max(1);
+    let over = window.used >= quota;
+    if !over {
+        window.used += 1;
+    }
+    let remaining = quota.saturating_sub(window.used);
+    let name = if window_seconds == 60 {
+        "minute".to_string()
+    } else {
+        format!("{window_seconds}s")
+    };
+    let headers = vec![
+        (
+            "ratelimit-policy",
+            format!("\"{name}\";q={quota};w={window_seconds}"),
+        ),
+        ("ratelimit", format!("\"{name}\";r={remaining};t={reset}")),
+    ];
+    (over.then_some(reset), headers)
+}
+
+/// The fault, if any, that hits this request.
+pub(super) fn draw_fault(sim: &Sim, method: &str, path: &str) -> Option<FaultRule> {
+    let mut faults = lock(&sim.faults);
+    let Faults { rules, draws } = &mut *faults;
+    for rule in rules.iter_mut() {
+        let matches = (rule.method.is_empty() || rule.method.eq_ignore_ascii_case(method))
+            && path.starts_with(&rule.path)
+            && rule.count != Some(0);
+        if !matches {
+            continue;
+        }
+        if let Some(p) = rule.probability {
+            let draw = (draws.next_u64() % 1_000_000) as f64 / 1_000_000.0;
+            if draw >= p {
+                continue;
+            }
+        }
+        if let Some(count) = rule.count.as_mut() {
+            *count -= 1;
+        }
+        return Some(rule.clone());
+    }
+    None
+}
+
+pub(super) async fn rest_call(
+    sim: &Sim,
+    key: &str,
+    method: &str,
+    path: &str,
+    uri: &Uri,
+    body: &Bytes,
+    faults: bool,
+) -> Answer {
+    let Some(route) = route(path) else {
+        return Answer::problem(404, "resource not found");
+    };
+    if !route.allow.contains(&method) {
+        let mut a = Answer::problem(405, format!("{method} is not allowed here"));
+        a.headers.push(("allow", route.allow.join(", ")));
+        return a;
+    }
+    let fault = if faults {
+        draw_fault(sim, method, path)
+    } else {
+        None
+    };
+    if let Some(fault) = &fault {
+        match fault.kind.as_str() {
+            "status" => return Answer::problem(fault.status.unwrap_or(503), "injected fault"),
+            "rateLimit" => {
+                let mut a = Answer::problem(429, "rate limit exceeded for the minute window");
+                a.headers.push(("retry-after", "1".to_string()));
+                return a;
+            }
+            "latency" => {
+                tokio::time::sleep(Duration::from_millis(fault.latency_ms.unwrap_or(0))).await
+            }
+            _ => {}
+        }
+    }
+
+    let parsed: Value = if spec().takes_body(method, route.template) {
+        if body.is_empty() {
+            Value::Null
+        } else {
+            match serde_json::from_slice(body) {
+                Ok(v) => v,
+                Err(e) => return Answer::problem(400, format!("the body is not JSON: {e}")),
+            }
+        }
+    } else {
+        Value::Null
+    };
+    if spec().takes_body(method, route.template) {
+        let errors = spec().request_errors(method, route.template, &parsed);
+        if !errors.is_empty() {
+            let mut refusal = Refusal::new(422, "Request validation failed.");
+            refusal.errors = errors;
+            return Answer::refusal(refusal);
+        }
+    }
+
+    let mut answer = {
+        let mut world = sim.world();
+        handle(&mut world, key, method, &route, uri, &parsed)
+    };
+    if fault.is_some_and(|f| f.kind == "afterCreate") && answer.status < 300 {
+        // RunPod's known bug: the object exists, the answer says 500.
+        answer = Answer::problem(500, "internal server error");
+    }
+    let violations = if sim.check_responses {
+        let parsed;
+        let body = match &answer.raw {
+            Some(text) => {
+                parsed = serde_json::from_str(text).unwrap_or(Value::Null);
+                &parsed
+            }
+            None => &answer.body,
+        };
+        spec().response_errors(method, route.template, answer.status, body)
+    } else {
+        Vec::new()
+    };
+    if !violations.is_empty() {
+        lock(&sim.violations).extend(
+            violations
+                .into_iter()
+                .map(|v| format!("{method} {path} -> {}: {v}", answer.status)),
+        );
+    }
+    answer
+}
+
+pub(super) fn outcome(result: Result<Value, Refusal>, status: u16) -> Answer {
+    match result {
+        Ok(body) => Answer::json(status, body),
+        Err(r) => Answer::refusal(r),
+    }
+}
