@@ -1,7 +1,7 @@
 //! The price catalogue: what RunPod charges per GPU type, per serverless pool and for storage.
 //!
-//! [`PriceCatalogue::builtin`] is a snapshot from `shared/runpod/FACTS.md` (sections 3.4,
-//! 4.1 and 4.2); [`PriceCatalogue::apply_live`] replaces entries with what RunPod's catalogue
+//! [`PriceCatalogue::builtin`] is a snapshot of RunPod's published prices (sources and dates in
+//! `docs/prices.md`); [`PriceCatalogue::apply_live`] replaces entries with what RunPod's catalogue
 //! (`GET /v2/catalog/gpus`) reports, so live prices win once the client can read them.
 //! A price that is not known is `None`, never zero: the cost model refuses to guess.
 
@@ -13,7 +13,7 @@ use rust_decimal::Decimal;
 /// $0.000011574 per GB per 5 minutes, is $0.10 per GB over 30 days, so a month is 720 h.
 pub const HOURS_PER_MONTH: u32 = 720;
 
-/// Network volumes up to this many GB bill at the lower-volume rate. FACTS.md says "under
+/// Network volumes up to this many GB bill at the lower-volume rate. RunPod says "under
 /// 1 TB" without saying whether 1 TB is 1000 or 1024 GB or whether the rate is tiered; we
 /// read it as tiered at 1024 GB, the reading that never under-states the bill.
 pub const NETWORK_VOLUME_TIER_GB: u32 = 1024;
@@ -138,7 +138,7 @@ fn dec(num: i64, scale: u32) -> Decimal {
     Decimal::new(num, scale)
 }
 
-/// Serverless pools and their member GPU types (FACTS.md 3.4).
+/// Serverless pools and their member GPU types (docs/prices.md).
 const POOLS: &[(&str, &[&str])] = &[
     (
         "AMPERE_16",
@@ -184,7 +184,7 @@ const POOLS: &[(&str, &[&str])] = &[
     ("BLACKWELL_180", &["NVIDIA B200"]),
 ];
 
-/// Per-second pool rates, flex and active, in millionths of a dollar (FACTS.md 4.2).
+/// Per-second pool rates, flex and active, in millionths of a dollar (docs/prices.md).
 /// ADA_32_PRO (RTX 5090) has no published rate, so it has no entry.
 const POOL_RATES: &[(&str, i64, Option<i64>)] = &[
     ("AMPERE_16", 160, Some(110)),
@@ -199,7 +199,7 @@ const POOL_RATES: &[(&str, i64, Option<i64>)] = &[
     ("BLACKWELL_180", 2400, Some(1900)),
 ];
 
-/// Secure Cloud pod prices, USD per GPU per hour in cents (FACTS.md 4.1, a 2026 snapshot).
+/// Secure Cloud pod prices, USD per GPU per hour in cents (docs/prices.md, a 2026 snapshot).
 const POD_PRICES: &[(&str, i64)] = &[
     ("NVIDIA GeForce RTX 4090", 69),
     ("NVIDIA RTX A6000", 49),

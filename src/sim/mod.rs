@@ -1,5 +1,5 @@
 //! The RunPod simulator: a real HTTP server on loopback that behaves like RunPod, held to the
-//! official REST v2 spec and to `shared/runpod/FACTS.md`.
+//! official REST v2 spec and to RunPod's documented behaviour (`docs/runpod.md`).
 //!
 //! [`start`] binds two listeners (REST v2 + GraphQL, and the serverless job/health host) and
 //! returns a [`SimHandle`] with their URLs; `runpod-operator sim` does the same from the

@@ -1,5 +1,5 @@
 //! Serverless workers and jobs on the virtual clock: the queue, the scaler, cold starts, idle
-//! timeouts and throttling, following RunPod's documented rules (FACTS 5.2):
+//! timeouts and throttling, following RunPod's documented rules (docs/runpod.md, Serverless):
 //!
 //! - `workers.min` workers are always on (active); `workers.max` caps the total.
 //! - `QUEUE_DELAY`: a worker is added for each job that has waited `queueDelay` seconds and

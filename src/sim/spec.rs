@@ -1,4 +1,4 @@
-//! The official RunPod REST v2 spec (`openapi-v2.json`, copied from shared/runpod), compiled
+//! The official RunPod REST v2 spec (`openapi-v2.json`, as RunPod publishes it), compiled
 //! into JSON Schema validators: one per request body and one per documented response.
 //!
 //! The simulator refuses a request body the spec refuses (422 with `errors[]`), and checks

@@ -265,7 +265,7 @@ impl World {
             scaling: body["scaling"].clone(),
             data_centers: strings(&body["dataCenterIds"]),
             network_volumes: strings(&body["networkVolumes"]),
-            // Observed: 0 when omitted, despite the documented 300000 (FACTS 2.2).
+            // Observed: 0 when omitted, despite the documented 300000 (docs/runpod.md, Serverless).
             timeout: body["timeout"].as_u64().unwrap_or(0),
             flashboot: body["flashboot"].as_str().unwrap_or("OFF").to_string(),
             created_at: self.now,

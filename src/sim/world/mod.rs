@@ -34,10 +34,10 @@ pub use registries::Registry;
 pub use render::{EndpointView, PodView};
 pub use volumes::Volume;
 
-/// RunPod's message when no machine fits (FACTS 1.1).
+/// RunPod's message when no machine fits (docs/runpod.md, Pods).
 pub const CAPACITY_MESSAGE: &str = "There are no longer any instances available with the requested specifications. Please refresh and try again.";
 
-/// The data centres RunPod lists (FACTS 1.9).
+/// The data centres RunPod lists (docs/runpod.md, Data centres).
 pub const DATA_CENTERS: &[&str] = &[
     "EU-RO-1", "CA-MTL-1", "EU-SE-1", "US-IL-1", "EUR-IS-1", "EU-CZ-1", "US-TX-3", "EUR-IS-2",
     "US-KS-2", "US-GA-2", "US-WA-1", "US-TX-1", "CA-MTL-3", "EU-NL-1", "US-TX-4", "US-CA-2",
@@ -113,7 +113,7 @@ impl Account {
         }
     }
 
-    /// The serverless worker quota at this balance (FACTS 4.2).
+    /// The serverless worker quota at this balance (docs/runpod.md, Serverless).
     pub fn worker_quota(&self) -> u32 {
         const TABLE: &[(i64, u32)] = &[
             (900, 60),

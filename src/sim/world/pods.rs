@@ -34,7 +34,7 @@ impl PodStatus {
         }
     }
 
-    /// The actions legal in this status (FACTS 2.2).
+    /// The actions legal in this status (docs/runpod.md, Pods).
     pub fn actions(self) -> &'static [&'static str] {
         match self {
             Self::Running => &["stop", "restart", "terminate"],
