@@ -13,7 +13,8 @@
 //!
 //! It prints figures and asserts only that each set-up is what it claims (a converged account,
 //! no write in a steady pass), never a time. `cargo bench --bench scale`; `SCALE_SIZES=1000`
-//! runs one size (CI runs that). `SCALE_SERVE=1` stops at the CLI's set-up and keeps the
+//! runs one size (CI runs that); `SCALE_PARTS=sim` runs only the simulator's part (also
+//! `engine`, `controller`, `cli`, comma-separated). `SCALE_SERVE=1` stops at the CLI's set-up and keeps the
 //! simulator and the manifests up, for profiling the CLI by hand. Times include everything in this process; the simulator and
 //! the fake API server answer from the same process on loopback, so the controller's CPU
 //! figures are measured over spans in which neither is called.
@@ -750,14 +751,25 @@ async fn main() {
     let dir = std::env::temp_dir().join(format!("runpod-operator-scale-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut table = Table::default();
+    // `SCALE_PARTS=sim` (or `engine,controller,cli,sim`) runs only those parts.
+    let parts = std::env::var("SCALE_PARTS").unwrap_or_else(|_| "engine,controller,cli,sim".into());
+    let part = |name: &str| parts.split(',').any(|p| p.trim() == name);
     for &n in &sizes {
         println!("-- {n} workloads");
         if std::env::var_os("SCALE_SERVE").is_none() {
-            engine(n, &mut table).await;
-            controller(n, &mut table).await;
+            if part("engine") {
+                engine(n, &mut table).await;
+            }
+            if part("controller") {
+                controller(n, &mut table).await;
+            }
         }
-        cli(n, &mut table, &dir).await;
-        simulator(n, &mut table).await;
+        if part("cli") {
+            cli(n, &mut table, &dir).await;
+        }
+        if part("sim") {
+            simulator(n, &mut table).await;
+        }
     }
     let _ = std::fs::remove_dir_all(&dir);
     table.print(&sizes);
