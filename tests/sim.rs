@@ -956,6 +956,120 @@ async fn a_mixed_account_over_30_days_bills_to_the_cent() {
     h.assert_conformant();
 }
 
+#[tokio::test]
+async fn a_price_change_bills_what_runs_at_the_new_rate_from_that_instant() {
+    let h = Harness::start().await;
+    // An A100 pod with the default 50 GB container disk: 1.89 + 50 x 0.10 / 720 an hour.
+    let pod = h.create_pod(json!({})).await;
+    h.advance(3600).await;
+    let raised = h
+        .admin("prices", json!({"gpuType": A100, "secure": "3.00"}))
+        .await;
+    assert_eq!(raised.status, 204, "{}", raised.body);
+    h.advance(3600).await;
+    let catalogue = h.get(&format!("/v2/catalog/gpus/{A100}")).await;
+    assert_eq!(
+        catalogue.body["price"]["secure"],
+        json!(3.0),
+        "{}",
+        catalogue.body
+    );
+    let window = "startTime=2026-01-01T00:00:00Z&endTime=2026-01-02T00:00:00Z&bucketSize=hour";
+    let billed = h
+        .get(&format!("/v2/billing/pods?{window}&podId={}", id(&pod)))
+        .await;
+    let amounts: Vec<Decimal> = billed.body["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r["totalAmount"]
+                .to_string()
+                .parse::<Decimal>()
+                .unwrap()
+                .round_dp(4)
+        })
+        .collect();
+    // Hour one at the old price, hour two at the new; the disk at the same rate throughout.
+    assert_eq!(
+        amounts,
+        [
+            "1.8969".parse().unwrap(),
+            "3.0069".parse::<Decimal>().unwrap()
+        ],
+        "{}",
+        billed.body
+    );
+    assert_eq!(
+        (Decimal::from(500) - h.balance().await).round_dp(4),
+        "4.9039".parse().unwrap()
+    );
+    // A price that is not positive is refused and changes nothing.
+    let bad = h
+        .admin("prices", json!({"gpuType": A100, "secure": "0"}))
+        .await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.body["detail"].as_str().unwrap().contains("secure"));
+    h.assert_conformant();
+}
+
+#[tokio::test]
+async fn an_object_nobody_touches_bills_exactly_while_the_others_change() {
+    let h = Harness::start().await;
+    let busy = h.create_pod(json!({})).await;
+    let quiet = h
+        .create_pod(json!({"gpu": {"id": "NVIDIA GeForce RTX 4090", "count": 1}, "disk": 20}))
+        .await;
+    // Twelve five-minute steps; the busy pod stops and starts on every one of them.
+    for step in 0..12 {
+        h.advance(300).await;
+        let action = if step % 2 == 0 { "stop" } else { "start" };
+        let reply = h
+            .post(
+                &format!("/v2/pods/{}/action", id(&busy)),
+                json!({"action": action}),
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    let window = "startTime=2026-01-01T00:00:00Z&endTime=2026-01-02T00:00:00Z&bucketSize=day";
+    let billed = h
+        .get(&format!("/v2/billing/pods?{window}&podId={}", id(&quiet)))
+        .await;
+    let total: Decimal = billed.body["metadata"]["totals"]["totalAmount"]
+        .to_string()
+        .parse()
+        .unwrap();
+    // One hour of a 4090 (0.69) and 20 GB of container disk (20 x 0.10 / 720).
+    let expected =
+        Decimal::new(69, 2) + Decimal::from(20) * Decimal::new(10, 2) / Decimal::from(720);
+    assert_eq!(total.round_dp(6), expected.round_dp(6), "{}", billed.body);
+    h.assert_conformant();
+}
+
+#[tokio::test]
+async fn the_catalogue_says_each_gpus_memory_and_how_many_fit_a_pod_where_it_is_offered() {
+    let h = Harness::start().await;
+    let gpus = h.get("/v2/catalog/gpus").await.body["gpus"].clone();
+    let find = |id: &str| {
+        gpus.as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["id"] == id)
+            .cloned()
+            .unwrap()
+    };
+    let a100 = find(A100);
+    assert_eq!(a100["memory"], 80);
+    assert_eq!(a100["maxCount"], json!({"secure": 8, "community": 0}));
+    // The L40S serves in a serverless pool but has no Secure Cloud pod price here.
+    let l40s = find("NVIDIA L40S");
+    assert_eq!(l40s["memory"], 48);
+    assert_eq!(l40s["secure"], false);
+    assert_eq!(l40s["maxCount"]["secure"], 0);
+    h.assert_conformant();
+}
+
 // ---- rate limits and faults ---------------------------------------------------------------------
 
 #[tokio::test]

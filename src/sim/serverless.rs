@@ -197,6 +197,12 @@ impl Runtime {
         }
     }
 
+    /// Nothing to do until something arrives: no worker, no job (queued, running or with a
+    /// result still kept). A step of an idle runtime with no always-on worker changes nothing.
+    pub fn is_idle(&self) -> bool {
+        self.workers.is_empty() && self.queue.is_empty() && self.jobs.is_empty()
+    }
+
     /// Jobs waiting for a worker.
     pub fn in_queue(&self) -> usize {
         self.queue.len()

@@ -6,7 +6,10 @@ use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
 use super::{Answer, FaultRule, Sim, bearer, lock};
-use crate::sim::world::{Millis, World, timestamp};
+use crate::sim::{
+    catalog::Catalog,
+    world::{Millis, World, timestamp},
+};
 
 pub(super) fn admin(
     sim: &Sim,
@@ -169,9 +172,17 @@ pub(super) fn set_price(
             },
         }
     };
-    // Caught up with the clock: what ran so far bills at the old price.
+    // Caught up with the clock: what ran so far bills at the old price, what runs from now
+    // at the new one.
     let mut world = sim.world();
-    let catalog = &mut world.prices;
+    let answer = change_catalog(&mut world.prices, body, &price);
+    world.resync();
+    answer
+}
+
+type Price<'a> = &'a dyn Fn(&str) -> Result<Option<Option<Decimal>>, Answer>;
+
+fn change_catalog(catalog: &mut Catalog, body: &Value, price: Price<'_>) -> Answer {
     if let Some(gpu) = body["gpuType"].as_str() {
         if body["remove"] == json!(true) {
             return match catalog.gpus.remove(gpu) {

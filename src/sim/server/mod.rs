@@ -224,7 +224,11 @@ impl Sim {
 
     /// Runs `f` on the world, caught up with the clock.
     pub fn with_world<T>(&self, f: impl FnOnce(&mut World) -> T) -> T {
-        f(&mut self.world())
+        let mut world = self.world();
+        let out = f(&mut world);
+        // The closure may have edited objects directly: meters and liveness read again.
+        world.resync();
+        out
     }
 }
 

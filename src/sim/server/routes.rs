@@ -180,9 +180,18 @@ pub(super) fn handle(
                 None => Answer::problem(404, "data center not found"),
             }
         }
-        ("GET", "/v2/billing/pods") => billing(world, key, uri, Billed::Pod),
-        ("GET", "/v2/billing/serverless") => billing(world, key, uri, Billed::Serverless),
-        ("GET", "/v2/billing/network-volumes") => billing(world, key, uri, Billed::NetworkVolume),
+        ("GET", "/v2/billing/pods") => {
+            world.settle_ledger(key);
+            billing(world, key, uri, Billed::Pod)
+        }
+        ("GET", "/v2/billing/serverless") => {
+            world.settle_ledger(key);
+            billing(world, key, uri, Billed::Serverless)
+        }
+        ("GET", "/v2/billing/network-volumes") => {
+            world.settle_ledger(key);
+            billing(world, key, uri, Billed::NetworkVolume)
+        }
         _ => Answer::problem(404, "resource not found"),
     }
 }

@@ -3,7 +3,9 @@
 
 use rust_decimal::Decimal;
 
-use super::{Endpoint, MS_PER_HOUR, Millis, Mount, Outcome, Pod, Refusal, Volume, World, per_ms};
+use super::{
+    Account, Endpoint, MS_PER_HOUR, Millis, Mount, Outcome, Pod, Refusal, Volume, World, per_ms,
+};
 
 use crate::sim::catalog::HOURS_PER_MONTH;
 
@@ -22,6 +24,43 @@ impl Amounts {
     /// The sum.
     pub fn total(&self) -> Decimal {
         self.gpu + self.disk + self.storage
+    }
+}
+
+/// One object's running meter: what it bills now and since when its ledger is written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Meter {
+    /// USD per hour, by kind of charge.
+    pub per_hour: Amounts,
+    /// The same per millisecond, as the ledger accrues it.
+    pub per_ms: Amounts,
+    /// The ledger holds what the object billed up to this instant.
+    pub since: Millis,
+}
+
+impl Account {
+    /// Writes what one object billed from its meter's `since` to `at` into the ledger, split
+    /// by hour bucket.
+    fn settle_meter(&mut self, kind: Billed, id: &str, at: Millis) {
+        let Some(meter) = self.meters.get_mut(&(kind, id.to_string())) else {
+            return;
+        };
+        let rate = meter.per_ms;
+        let mut from = meter.since;
+        meter.since = at.max(from);
+        while from < at {
+            let bucket = from / MS_PER_HOUR;
+            let end = ((bucket + 1) * MS_PER_HOUR).min(at);
+            let ms = Decimal::from(end - from);
+            let line = self
+                .ledger
+                .entry((bucket, kind, id.to_string()))
+                .or_default();
+            line.gpu += rate.gpu * ms;
+            line.disk += rate.disk * ms;
+            line.storage += rate.storage * ms;
+            from = end;
+        }
     }
 }
 
@@ -115,75 +154,126 @@ impl World {
         self.prices.network_volume_per_month(volume.size) / Decimal::from(HOURS_PER_MONTH)
     }
 
-    /// What an account spends per hour now (`currentSpendPerHr`).
+    /// What an account spends per hour now (`currentSpendPerHr`): the sum of its meters.
     pub fn spend_per_hour(&self, key: &str) -> Decimal {
-        let Some(account) = self.accounts.get(key) else {
-            return Decimal::ZERO;
-        };
-        let pods: Decimal = account
-            .pods
-            .values()
-            .map(|p| self.pod_compute_per_hour(p) + self.pod_disk_per_hour(p))
-            .sum();
-        let endpoints: Decimal = account
-            .endpoints
-            .values()
-            .map(|e| self.endpoint_per_hour(e))
-            .sum();
-        let volumes: Decimal = account
-            .volumes
-            .values()
-            .map(|v| self.volume_per_hour(v))
-            .sum();
-        pods + endpoints + volumes
+        self.accounts
+            .get(key)
+            .map_or(Decimal::ZERO, |a| a.metered_per_hour)
     }
 
-    /// Bills one account from `from` to `to` at its current rates, split by hour bucket.
-    pub(super) fn bill(&mut self, key: &str, from: Millis, to: Millis) {
-        let account = &self.accounts[key];
-        let mut rates: Vec<((Billed, String), Amounts)> = Vec::new();
-        for pod in account.pods.values() {
-            let amounts = Amounts {
-                gpu: per_ms(self.pod_compute_per_hour(pod)),
-                disk: per_ms(self.pod_disk_per_hour(pod)),
+    /// What one object bills per hour in its current state; `None` when it is gone.
+    fn object_rate(&self, key: &str, kind: Billed, id: &str) -> Option<Amounts> {
+        let account = self.accounts.get(key)?;
+        match kind {
+            Billed::Pod => account.pods.get(id).map(|pod| Amounts {
+                gpu: self.pod_compute_per_hour(pod),
+                disk: self.pod_disk_per_hour(pod),
                 storage: Decimal::ZERO,
-            };
-            rates.push(((Billed::Pod, pod.id.clone()), amounts));
-        }
-        for endpoint in account.endpoints.values() {
-            let amounts = Amounts {
-                gpu: per_ms(self.endpoint_per_hour(endpoint)),
+            }),
+            Billed::Serverless => account.endpoints.get(id).map(|e| Amounts {
+                gpu: self.endpoint_per_hour(e),
                 ..Amounts::default()
-            };
-            rates.push(((Billed::Serverless, endpoint.id.clone()), amounts));
-        }
-        for volume in account.volumes.values() {
-            let amounts = Amounts {
-                storage: per_ms(self.volume_per_hour(volume)),
+            }),
+            Billed::NetworkVolume => account.volumes.get(id).map(|v| Amounts {
+                storage: self.volume_per_hour(v),
                 ..Amounts::default()
-            };
-            rates.push(((Billed::NetworkVolume, volume.id.clone()), amounts));
+            }),
         }
-        let account = self.accounts.get_mut(key).expect("the key exists");
-        let mut at = from;
-        while at < to {
-            let bucket = at / MS_PER_HOUR;
-            let end = ((bucket + 1) * MS_PER_HOUR).min(to);
-            let ms = Decimal::from(end - at);
-            for ((kind, id), rate) in &rates {
-                if rate.total().is_zero() {
-                    continue;
-                }
-                let line = account
-                    .ledger
-                    .entry((bucket, *kind, id.clone()))
-                    .or_default();
-                line.gpu += rate.gpu * ms;
-                line.disk += rate.disk * ms;
-                line.storage += rate.storage * ms;
-                account.balance -= rate.total() * ms;
+    }
+
+    /// Takes what an account spent since it was last settled off its balance, at the rates
+    /// of its meters (constant since then: every change of a rate settles first).
+    pub(super) fn settle_balance(&mut self, key: &str, at: Millis) {
+        let Some(account) = self.accounts.get_mut(key) else {
+            return;
+        };
+        if at > account.settled_at {
+            account.balance -= account.metered_per_ms * Decimal::from(at - account.settled_at);
+            account.settled_at = at;
+        }
+    }
+
+    /// Reads one object's rate again after it changed (or went), settling what it billed at
+    /// the old rate first. Only what changed is billed anew: a request costs the same with
+    /// ten objects in the account as with ten thousand.
+    pub(super) fn remeter(&mut self, key: &str, kind: Billed, id: &str) {
+        let now = self.now;
+        let rate = self
+            .object_rate(key, kind, id)
+            .filter(|r| !r.total().is_zero());
+        self.settle_balance(key, now);
+        let Some(account) = self.accounts.get_mut(key) else {
+            return;
+        };
+        let meter_key = (kind, id.to_string());
+        let old = account.meters.get(&meter_key).copied();
+        if old.map(|m| m.per_hour) == rate {
+            return;
+        }
+        if let Some(old) = old {
+            account.settle_meter(kind, id, now);
+            account.metered_per_hour -= old.per_hour.total();
+            account.metered_per_ms -= old.per_ms.total();
+            account.meters.remove(&meter_key);
+        }
+        if let Some(rate) = rate {
+            let meter = Meter {
+                per_hour: rate,
+                per_ms: Amounts {
+                    gpu: per_ms(rate.gpu),
+                    disk: per_ms(rate.disk),
+                    storage: per_ms(rate.storage),
+                },
+                since: now,
+            };
+            account.metered_per_hour += meter.per_hour.total();
+            account.metered_per_ms += meter.per_ms.total();
+            account.meters.insert(meter_key, meter);
+        }
+        if account.meters.is_empty() {
+            // Nothing bills: exactly zero, whatever the sums of sums left behind.
+            account.metered_per_hour = Decimal::ZERO;
+            account.metered_per_ms = Decimal::ZERO;
+        }
+    }
+
+    /// [`World::remeter`] for every object of an account, and the meters of objects that are
+    /// gone: after a change that touches many (a price, the zero-balance rule, a test that
+    /// edits the world directly).
+    pub(super) fn remeter_all(&mut self, key: &str) {
+        let Some(account) = self.accounts.get(key) else {
+            return;
+        };
+        let mut objects: Vec<(Billed, String)> = account.meters.keys().cloned().collect();
+        objects.extend(account.pods.keys().map(|id| (Billed::Pod, id.clone())));
+        objects.extend(
+            account
+                .endpoints
+                .keys()
+                .map(|id| (Billed::Serverless, id.clone())),
+        );
+        objects.extend(
+            account
+                .volumes
+                .keys()
+                .map(|id| (Billed::NetworkVolume, id.clone())),
+        );
+        objects.sort();
+        objects.dedup();
+        for (kind, id) in objects {
+            self.remeter(key, kind, &id);
+        }
+    }
+
+    /// Writes every meter of an account into the ledger up to now, before the ledger is read.
+    pub fn settle_ledger(&mut self, key: &str) {
+        let now = self.now;
+        self.settle_balance(key, now);
+        if let Some(account) = self.accounts.get_mut(key) {
+            let metered: Vec<(Billed, String)> = account.meters.keys().cloned().collect();
+            for (kind, id) in metered {
+                account.settle_meter(kind, &id, now);
             }
-            at = end;
         }
     }
 

@@ -4,8 +4,8 @@ use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
 use super::{
-    Container, DATA_CENTERS, DEFAULT_CONTAINER_DISK_GB, Millis, Outcome, PlaceList, Refusal, World,
-    strings,
+    Billed, Container, DATA_CENTERS, DEFAULT_CONTAINER_DISK_GB, Millis, Outcome, PlaceList,
+    Refusal, World, strings,
 };
 
 use crate::sim::serverless::{Job, Runtime, Scaling};
@@ -140,14 +140,25 @@ impl World {
         places
     }
 
-    /// Runs the serverless step of every endpoint of an account at `at`.
+    /// Runs the serverless step of the account's live endpoints at `at` (an endpoint with no
+    /// worker, no job and no always-on worker has nothing to step), then reads their meters.
     pub(super) fn step_endpoints(&mut self, key: &str, at: Millis) {
-        let ids: Vec<String> = self.accounts[key].endpoints.keys().cloned().collect();
+        let ids: Vec<String> = self
+            .live
+            .range((key.to_string(), String::new())..)
+            .take_while(|(k, _)| k == key)
+            .map(|(_, id)| id.clone())
+            .collect();
         for id in ids {
-            let scaling = self.endpoint_scaling(&self.accounts[key].endpoints[&id]);
+            let Some(endpoint) = self.accounts.get(key).and_then(|a| a.endpoints.get(&id)) else {
+                self.live.remove(&(key.to_string(), id));
+                continue;
+            };
+            let scaling = self.endpoint_scaling(endpoint);
             let account = self.accounts.get_mut(key).expect("the key exists");
             let endpoint = account.endpoints.get_mut(&id).expect("listed");
             endpoint.runtime.step(&id, &scaling, at, &mut self.capacity);
+            self.touch_endpoint(key, &id);
         }
     }
 
@@ -158,6 +169,35 @@ impl World {
         for key in keys {
             self.step_endpoints(&key, self.now);
         }
+    }
+
+    /// After an endpoint changed: its meter read again, and whether the clock must step it.
+    pub(super) fn touch_endpoint(&mut self, key: &str, id: &str) {
+        self.remeter(key, Billed::Serverless, id);
+        let live = self
+            .accounts
+            .get(key)
+            .and_then(|a| a.endpoints.get(id))
+            .is_some_and(|e| e.workers.min > 0 || !e.runtime.is_idle());
+        let entry = (key.to_string(), id.to_string());
+        if live {
+            self.live.insert(entry);
+        } else {
+            self.live.remove(&entry);
+        }
+    }
+
+    /// The next instant one of the live endpoints has something to do by itself.
+    pub(super) fn next_endpoint_event(&self, now: Millis) -> Option<Millis> {
+        self.live
+            .iter()
+            .filter_map(|(key, id)| {
+                let endpoint = self.accounts.get(key)?.endpoints.get(id)?;
+                endpoint
+                    .runtime
+                    .next_event(&self.endpoint_scaling(endpoint), now)
+            })
+            .min()
     }
 
     /// Queues a job on an endpoint (`POST /v2/{id}/run`); returns the job id.
@@ -171,6 +211,7 @@ impl World {
             .get_mut(endpoint_id)
             .ok_or_else(|| Refusal::not_found("endpoint"))?;
         endpoint.runtime.submit(job_id.clone(), input, now, &timing);
+        self.touch_endpoint(key, endpoint_id);
         self.step_endpoints(key, now);
         Ok(job_id)
     }
@@ -232,6 +273,15 @@ impl World {
 
     /// `POST /v2/serverless`.
     pub fn create_endpoint(&mut self, key: &str, body: &Value) -> Outcome<String> {
+        let result = self.create_endpoint_unmetered(key, body);
+        if let Ok(id) = &result {
+            self.touch_endpoint(key, id);
+        }
+        result
+    }
+
+    /// [`World::create_endpoint`] before the meters are read again.
+    fn create_endpoint_unmetered(&mut self, key: &str, body: &Value) -> Outcome<String> {
         self.account_mut(key)?;
         if body.get("cpu").is_some() {
             return Err(Refusal::new(
@@ -289,6 +339,7 @@ impl World {
             .expect("checked")
             .endpoints
             .insert(id.clone(), endpoint);
+        self.touch_endpoint(key, &id);
         self.step_endpoints(key, self.now);
         Ok(id)
     }
@@ -296,6 +347,13 @@ impl World {
     /// `PATCH /v2/serverless/{id}`: scaling and workers apply at once; a container change
     /// makes a new release (version + 1).
     pub fn update_endpoint(&mut self, key: &str, id: &str, body: &Value) -> Outcome<()> {
+        let result = self.update_endpoint_unmetered(key, id, body);
+        self.touch_endpoint(key, id);
+        result
+    }
+
+    /// [`World::update_endpoint`] before the meters are read again.
+    fn update_endpoint_unmetered(&mut self, key: &str, id: &str, body: &Value) -> Outcome<()> {
         let account = self
             .accounts
             .get(key)
@@ -363,12 +421,20 @@ impl World {
         self.account_mut(key)?
             .endpoints
             .insert(id.to_string(), next);
+        self.touch_endpoint(key, id);
         self.step_endpoints(key, self.now);
         Ok(())
     }
 
     /// `DELETE /v2/serverless/{id}`: workers stop, queued jobs are cancelled.
     pub fn delete_endpoint(&mut self, key: &str, id: &str) -> Outcome<()> {
+        let result = self.delete_endpoint_unmetered(key, id);
+        self.touch_endpoint(key, id);
+        result
+    }
+
+    /// [`World::delete_endpoint`] before the meters are read again.
+    fn delete_endpoint_unmetered(&mut self, key: &str, id: &str) -> Outcome<()> {
         let mut endpoint = self
             .account_mut(key)?
             .endpoints

@@ -17,7 +17,7 @@ mod registries;
 mod render;
 mod volumes;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use rust_decimal::Decimal;
 use serde_json::Value;
@@ -27,7 +27,7 @@ use super::catalog::Catalog;
 use super::clock::per_ms;
 pub use super::clock::{EPOCH_UNIX_SECONDS, MS_PER_HOUR, Millis, timestamp};
 use super::serverless::Timing;
-pub use billing::{Amounts, Billed};
+pub use billing::{Amounts, Billed, Meter};
 pub use endpoints::{Endpoint, Workers};
 pub use pods::{Container, Mount, Pod, PodStatus};
 pub use registries::Registry;
@@ -97,11 +97,23 @@ pub struct Account {
     pub ledger: BTreeMap<(u64, Billed, String), Amounts>,
     /// When the balance reached zero, if it is at zero now.
     pub zero_since: Option<Millis>,
+    /// The meter of every object that bills, by kind and id.
+    pub meters: HashMap<(Billed, String), Meter>,
+    /// The sum of the meters, USD per hour.
+    pub metered_per_hour: Decimal,
+    /// The sum of the meters, USD per millisecond.
+    pub metered_per_ms: Decimal,
+    /// The instant `balance` is settled to.
+    pub settled_at: Millis,
 }
 
 impl Account {
-    fn new(balance: Decimal) -> Self {
+    fn new(balance: Decimal, now: Millis) -> Self {
         Self {
+            meters: HashMap::new(),
+            metered_per_hour: Decimal::ZERO,
+            metered_per_ms: Decimal::ZERO,
+            settled_at: now,
             balance,
             spend_limit: Decimal::from(80),
             pods: BTreeMap::new(),
@@ -183,6 +195,10 @@ pub struct World {
     /// step of every endpoint reads it, and building it anew cost most of a request with
     /// 10,000 endpoints.
     places: Places,
+    /// The endpoints the clock steps, by (key, id): those with workers, jobs or always-on
+    /// workers. The others have nothing to step, so a request costs what is live, not the
+    /// size of the account.
+    live: BTreeSet<(String, String)>,
 }
 
 type PlaceList = std::sync::Arc<[(String, String)]>;
@@ -223,12 +239,14 @@ impl World {
             volume_grace_hours: None,
             timing: Timing::default(),
             places: Places::default(),
+            live: BTreeSet::new(),
         }
     }
 
     /// Adds an account for a key.
     pub fn add_account(&mut self, key: &str, balance: Decimal) {
-        self.accounts.insert(key.to_string(), Account::new(balance));
+        self.accounts
+            .insert(key.to_string(), Account::new(balance, self.now));
     }
 
     /// The account of a key.
@@ -244,6 +262,8 @@ impl World {
 
     /// Moves the clock to `to`, billing every account and applying what happens on the way.
     /// All accounts move in lockstep from event to event, since they share GPU capacity.
+    /// Billing is by meter (settled when a rate changes), so moving the clock costs the
+    /// accounts and the live endpoints, not every object.
     pub fn advance_to(&mut self, to: Millis) {
         let keys: Vec<String> = self.accounts.keys().cloned().collect();
         while self.now < to {
@@ -251,17 +271,11 @@ impl World {
             let next = keys
                 .iter()
                 .filter_map(|key| self.next_account_event(key, now))
-                .chain(keys.iter().flat_map(|key| {
-                    self.accounts[key]
-                        .endpoints
-                        .values()
-                        .filter_map(|e| e.runtime.next_event(&self.endpoint_scaling(e), now))
-                        .collect::<Vec<_>>()
-                }))
+                .chain(self.next_endpoint_event(now))
                 .min()
                 .map_or(to, |t| t.min(to));
             for key in &keys {
-                self.bill(key, now, next);
+                self.settle_balance(key, next);
             }
             self.now = next;
             for key in &keys {
@@ -272,14 +286,35 @@ impl World {
         }
     }
 
+    /// Reads every meter and every endpoint's liveness again: after the world was edited
+    /// directly (tests and benchmarks set it up that way) or a price changed.
+    pub fn resync(&mut self) {
+        let keys: Vec<String> = self.accounts.keys().cloned().collect();
+        for key in keys {
+            self.remeter_all(&key);
+            let ids: Vec<String> = self.accounts[&key].endpoints.keys().cloned().collect();
+            for id in ids {
+                self.touch_endpoint(&key, &id);
+            }
+        }
+        self.live.retain(|(key, id)| {
+            self.accounts
+                .get(key)
+                .is_some_and(|a| a.endpoints.contains_key(id))
+        });
+    }
+
     /// The next instant at which the account's rate changes by itself: its balance reaching
     /// zero, or the zero-balance grace ending.
     fn next_account_event(&self, key: &str, at: Millis) -> Option<Millis> {
         let account = &self.accounts[key];
-        let rate = self.spend_per_hour(key);
+        let rate = account.metered_per_hour;
+        // The balance as of `at`: settled to `settled_at`, less what ran since.
+        let balance = account.balance
+            - account.metered_per_ms * Decimal::from(at.saturating_sub(account.settled_at));
         let mut next: Option<Millis> = None;
-        if account.zero_since.is_none() && rate > Decimal::ZERO && account.balance > Decimal::ZERO {
-            let ms = (account.balance / per_ms(rate)).ceil();
+        if account.zero_since.is_none() && rate > Decimal::ZERO && balance > Decimal::ZERO {
+            let ms = (balance / per_ms(rate)).ceil();
             let ms = ms.try_into().unwrap_or(u64::MAX);
             next = Some(at.saturating_add(ms.max(1)));
         }
@@ -325,10 +360,20 @@ impl World {
                 endpoint.runtime.stop_all(gpus, &mut self.capacity);
             }
         }
+        let mut changed = account.zero_since == Some(at);
         if let (Some(since), Some(grace)) = (account.zero_since, self.volume_grace_hours)
             && at >= since + grace * MS_PER_HOUR
+            && !account.volumes.is_empty()
         {
             account.volumes.clear();
+            changed = true;
+        }
+        if changed {
+            self.remeter_all(key);
+            let ids: Vec<String> = self.accounts[key].endpoints.keys().cloned().collect();
+            for id in ids {
+                self.touch_endpoint(key, &id);
+            }
         }
     }
 

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::{
-    CAPACITY_MESSAGE, DATA_CENTERS, DEFAULT_CONTAINER_DISK_GB, Millis, Outcome, Refusal, World,
+    Billed, CAPACITY_MESSAGE, DATA_CENTERS, DEFAULT_CONTAINER_DISK_GB, Millis, Outcome, Refusal,
+    World,
 };
 
 /// Pod statuses of REST v2.
@@ -159,6 +160,15 @@ pub struct Pod {
 impl World {
     /// `POST /v2/pods` (body already valid against the spec).
     pub fn create_pod(&mut self, key: &str, body: &Value) -> Outcome<String> {
+        let result = self.create_pod_unmetered(key, body);
+        if let Ok(id) = &result {
+            self.remeter(key, Billed::Pod, id);
+        }
+        result
+    }
+
+    /// [`World::create_pod`] before the meters are read again.
+    fn create_pod_unmetered(&mut self, key: &str, body: &Value) -> Outcome<String> {
         self.account_mut(key)?;
         if body.get("cpu").is_some() {
             return Err(Refusal::new(400, "CPU pods are not simulated: send gpu"));
@@ -289,6 +299,13 @@ impl World {
     /// `PATCH /v2/pods/{id}`: mount kind and volume id fixed, volume grows only, container
     /// disk either way; a container change resets the pod (container disk wiped).
     pub fn update_pod(&mut self, key: &str, id: &str, body: &Value) -> Outcome<()> {
+        let result = self.update_pod_unmetered(key, id, body);
+        self.remeter(key, Billed::Pod, id);
+        result
+    }
+
+    /// [`World::update_pod`] before the meters are read again.
+    fn update_pod_unmetered(&mut self, key: &str, id: &str, body: &Value) -> Outcome<()> {
         let registry = body["registry"].as_str().map(String::from);
         self.check_registry(key, registry.as_deref())?;
         let now = self.now;
@@ -371,6 +388,13 @@ impl World {
 
     /// `POST /v2/pods/{id}/action`; returns false when the pod is gone (terminate).
     pub fn pod_action(&mut self, key: &str, id: &str, action: &str) -> Outcome<bool> {
+        let result = self.pod_action_unmetered(key, id, action);
+        self.remeter(key, Billed::Pod, id);
+        result
+    }
+
+    /// [`World::pod_action`] before the meters are read again.
+    fn pod_action_unmetered(&mut self, key: &str, id: &str, action: &str) -> Outcome<bool> {
         let now = self.now;
         let boot = self.boot_seconds * 1000;
         let account = self
@@ -459,6 +483,13 @@ impl World {
 
     /// `DELETE /v2/pods/{id}`: the pod volume is destroyed; a network volume only detached.
     pub fn delete_pod(&mut self, key: &str, id: &str) -> Outcome<()> {
+        let result = self.delete_pod_unmetered(key, id);
+        self.remeter(key, Billed::Pod, id);
+        result
+    }
+
+    /// [`World::delete_pod`] before the meters are read again.
+    fn delete_pod_unmetered(&mut self, key: &str, id: &str) -> Outcome<()> {
         let pod = self
             .account_mut(key)?
             .pods

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::{DATA_CENTERS, Mount, Outcome, Refusal, World};
+use super::{Billed, DATA_CENTERS, Mount, Outcome, Refusal, World};
 
 /// A network volume.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,6 +22,15 @@ pub struct Volume {
 impl World {
     /// `POST /v2/network-volumes`.
     pub fn create_volume(&mut self, key: &str, body: &Value) -> Outcome<String> {
+        let result = self.create_volume_unmetered(key, body);
+        if let Ok(id) = &result {
+            self.remeter(key, Billed::NetworkVolume, id);
+        }
+        result
+    }
+
+    /// [`World::create_volume`] before the meters are read again.
+    fn create_volume_unmetered(&mut self, key: &str, body: &Value) -> Outcome<String> {
         self.account_mut(key)?;
         let dc = body["dataCenter"].as_str().unwrap_or_default().to_string();
         if !DATA_CENTERS.contains(&dc.as_str()) {
@@ -47,6 +56,13 @@ impl World {
 
     /// `PATCH /v2/network-volumes/{id}`: name, and size that only grows.
     pub fn update_volume(&mut self, key: &str, id: &str, body: &Value) -> Outcome<()> {
+        let result = self.update_volume_unmetered(key, id, body);
+        self.remeter(key, Billed::NetworkVolume, id);
+        result
+    }
+
+    /// [`World::update_volume`] before the meters are read again.
+    fn update_volume_unmetered(&mut self, key: &str, id: &str, body: &Value) -> Outcome<()> {
         let volume = self
             .account_mut(key)?
             .volumes
@@ -72,6 +88,13 @@ impl World {
 
     /// `DELETE /v2/network-volumes/{id}`: refused while a pod or endpoint uses it.
     pub fn delete_volume(&mut self, key: &str, id: &str) -> Outcome<()> {
+        let result = self.delete_volume_unmetered(key, id);
+        self.remeter(key, Billed::NetworkVolume, id);
+        result
+    }
+
+    /// [`World::delete_volume`] before the meters are read again.
+    fn delete_volume_unmetered(&mut self, key: &str, id: &str) -> Outcome<()> {
         let account = self.account_mut(key)?;
         if !account.volumes.contains_key(id) {
             return Err(Refusal::not_found("network volume"));
