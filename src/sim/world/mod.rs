@@ -2,8 +2,15 @@
 //!
 //! Pure state and rules, no I/O: the HTTP layer turns requests into calls here and the
 //! results into responses. Time only moves through [`World::advance_to`], which bills every
-//! account second by second (exactly, piecewise between events), finishes pod boots, and
-//! applies the zero-balance rule at the instant a balance reaches zero.
+//! account exactly (piecewise between events), finishes pod boots, steps the serverless
+//! endpoints that have something to do, and applies the zero-balance rule at the instant a
+//! balance reaches zero.
+//!
+//! Billing is by meter: each object that bills has one ([`Meter`]: its rate and since when),
+//! read again only when the object changes, and written into the hour ledger then or when
+//! the ledger is read. The account keeps the sum, so its balance and spend are O(1) and a
+//! request costs what it changes, not the size of the account. Whoever edits the world
+//! directly calls [`World::resync`] after.
 //!
 //! - this module: the world, its accounts and the clock ([`World::advance_to`]);
 //! - `billing`: rates, the ledger and the money rules;
