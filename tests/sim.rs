@@ -1070,6 +1070,147 @@ async fn the_catalogue_says_each_gpus_memory_and_how_many_fit_a_pod_where_it_is_
     h.assert_conformant();
 }
 
+// ---- as strict as RunPod ---------------------------------------------------------------------
+
+/// The 422 of a number that does not fit, naming the field.
+fn assert_names(reply: &Reply, status: u16, field: &str) {
+    assert_eq!(reply.status, status, "{}", reply.body);
+    let text = reply.body.to_string();
+    assert!(text.contains(field), "{field} not named: {text}");
+}
+
+#[tokio::test]
+async fn an_out_of_range_number_is_a_422_naming_the_field_never_a_cast() {
+    let h = Harness::start().await;
+    let pod = |extra: Value| {
+        let mut body = json!({"name": "p", "image": "i", "gpu": {"id": A100, "count": 1}});
+        merge(&mut body, extra);
+        body
+    };
+    for (extra, field) in [
+        (json!({"gpu": {"count": 4_294_967_296u64}}), "gpu.count"),
+        (json!({"gpu": {"count": 1e30}}), "gpu.count"),
+        (json!({"disk": 4_294_967_301u64}), "disk"),
+        (
+            json!({"mounts": {"persistent": {"size": 4_294_967_316u64, "path": "/w"}}}),
+            "mounts.persistent.size",
+        ),
+    ] {
+        assert_names(&h.post("/v2/pods", pod(extra)).await, 422, field);
+    }
+    assert!(h.get("/v2/pods").await.body["pods"].as_array().unwrap().is_empty());
+    let endpoint = h
+        .create_endpoint(json!({"workers": {"max": 1e30}}))
+        .await;
+    assert_names(&endpoint, 422, "workers.max");
+    h.assert_conformant();
+}
+
+#[tokio::test]
+async fn the_worker_quota_cannot_be_passed_by_overflow() {
+    let h = Harness::start().await;
+    let first = h.create_endpoint(json!({"workers": {"max": 3}})).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
+    let second = h
+        .create_endpoint(json!({"workers": {"max": 4_294_967_295u64}}))
+        .await;
+    assert_names(&second, 400, "quota");
+    h.assert_conformant();
+}
+
+#[tokio::test]
+async fn endpoint_rules_runpod_enforces() {
+    let h = Harness::start().await;
+    // Neither gpu nor cpu.
+    let reply = h
+        .post(
+            "/v2/serverless",
+            json!({"name": "e", "type": "QUEUE", "image": "i",
+                   "scaling": {"type": "QUEUE_DELAY", "queueDelay": 4}}),
+        )
+        .await;
+    assert_names(&reply, 400, "gpu");
+    // CUDA: a list or a minimum, not both.
+    let reply = h
+        .create_endpoint(json!({"gpu": {"allowedCudaVersions": ["12.4"], "minCudaVersion": "12.4"}}))
+        .await;
+    assert_names(&reply, 400, "minCudaVersion");
+    // Excluding a type the chosen pools do not hold.
+    let reply = h
+        .create_endpoint(json!({"gpu": {"excludedTypes": ["NVIDIA H200"]}}))
+        .await;
+    assert_names(&reply, 400, "excludedTypes");
+    // The REQUEST_COUNT rule on idleTimeout is for queue endpoints: a load balancer may set it.
+    let reply = h
+        .create_endpoint(json!({"type": "LOAD_BALANCER",
+                               "scaling": {"type": "REQUEST_COUNT", "requestCount": 2},
+                               "workers": {"idleTimeout": 30}}))
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    h.assert_conformant();
+}
+
+#[tokio::test]
+async fn a_pod_goes_only_to_data_centres_that_exist_and_within_the_gpus_max_count() {
+    let h = Harness::start().await;
+    let reply = h
+        .post(
+            "/v2/pods",
+            json!({"name": "p", "image": "i", "gpu": {"id": A100, "count": 1},
+                   "dataCenterIds": ["XX-1"]}),
+        )
+        .await;
+    assert_names(&reply, 400, "XX-1");
+    let reply = h
+        .post(
+            "/v2/pods",
+            json!({"name": "p", "image": "i",
+                   "gpu": {"id": "NVIDIA GeForce RTX 4090", "count": 16}}),
+        )
+        .await;
+    assert_names(&reply, 400, "8");
+    assert!(h.get("/v2/pods").await.body["pods"].as_array().unwrap().is_empty());
+    h.assert_conformant();
+}
+
+#[tokio::test]
+async fn a_new_pod_goes_through_starting_before_it_runs() {
+    let h = Harness::start().await;
+    let pod = h.create_pod(json!({})).await;
+    assert_eq!(pod["status"], "PROVISIONING");
+    // The default boot is 15 s: provisioning (placing, pulling), then starting.
+    h.advance(10).await;
+    let path = format!("/v2/pods/{}", id(&pod));
+    assert_eq!(h.get(&path).await.body["status"], "STARTING");
+    h.advance(10).await;
+    assert_eq!(h.get(&path).await.body["status"], "RUNNING");
+    h.assert_conformant();
+}
+
+#[tokio::test]
+async fn routes_of_the_spec_it_does_not_simulate_say_so_in_problem_json() {
+    let h = Harness::start().await;
+    for (method, path) in [
+        (Method::POST, "/v2/registries/delegations"),
+        (Method::GET, "/v2/templates"),
+        (Method::GET, "/v2/account/ssh-keys"),
+        (Method::GET, "/v2/catalog/cpus"),
+        (Method::GET, "/v2/serverless/abc/releases"),
+    ] {
+        let reply = h.call(method.clone(), path, None).await;
+        assert_eq!(reply.status, 501, "{method} {path}: {}", reply.body);
+        assert!(
+            reply.body["detail"].as_str().unwrap().contains("not simulated"),
+            "{}",
+            reply.body
+        );
+        assert_eq!(
+            reply.headers["content-type"], "application/problem+json",
+            "{method} {path}"
+        );
+    }
+}
+
 // ---- rate limits and faults ---------------------------------------------------------------------
 
 #[tokio::test]
