@@ -1088,8 +1088,11 @@ async fn an_out_of_range_number_is_a_422_naming_the_field_never_a_cast() {
         body
     };
     for (extra, field) in [
-        (json!({"gpu": {"count": 4_294_967_296u64}}), "gpu.count"),
-        (json!({"gpu": {"count": 1e30}}), "gpu.count"),
+        (
+            json!({"gpu": {"id": A100, "count": 4_294_967_296u64}}),
+            "gpu.count",
+        ),
+        (json!({"gpu": {"id": A100, "count": 1e30}}), "gpu.count"),
         (json!({"disk": 4_294_967_301u64}), "disk"),
         (
             json!({"mounts": {"persistent": {"size": 4_294_967_316u64, "path": "/w"}}}),
@@ -1098,10 +1101,13 @@ async fn an_out_of_range_number_is_a_422_naming_the_field_never_a_cast() {
     ] {
         assert_names(&h.post("/v2/pods", pod(extra)).await, 422, field);
     }
-    assert!(h.get("/v2/pods").await.body["pods"].as_array().unwrap().is_empty());
-    let endpoint = h
-        .create_endpoint(json!({"workers": {"max": 1e30}}))
-        .await;
+    assert!(
+        h.get("/v2/pods").await.body["pods"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let endpoint = h.create_endpoint(json!({"workers": {"max": 1e30}})).await;
     assert_names(&endpoint, 422, "workers.max");
     h.assert_conformant();
 }
@@ -1132,12 +1138,12 @@ async fn endpoint_rules_runpod_enforces() {
     assert_names(&reply, 400, "gpu");
     // CUDA: a list or a minimum, not both.
     let reply = h
-        .create_endpoint(json!({"gpu": {"allowedCudaVersions": ["12.4"], "minCudaVersion": "12.4"}}))
+        .create_endpoint(json!({"gpu": {"pools": ["AMPERE_80"], "allowedCudaVersions": ["12.4"], "minCudaVersion": "12.4"}}))
         .await;
     assert_names(&reply, 400, "minCudaVersion");
     // Excluding a type the chosen pools do not hold.
     let reply = h
-        .create_endpoint(json!({"gpu": {"excludedTypes": ["NVIDIA H200"]}}))
+        .create_endpoint(json!({"gpu": {"pools": ["AMPERE_80"], "excludedTypes": ["NVIDIA H200"]}}))
         .await;
     assert_names(&reply, 400, "excludedTypes");
     // The REQUEST_COUNT rule on idleTimeout is for queue endpoints: a load balancer may set it.
@@ -1169,7 +1175,12 @@ async fn a_pod_goes_only_to_data_centres_that_exist_and_within_the_gpus_max_coun
         )
         .await;
     assert_names(&reply, 400, "8");
-    assert!(h.get("/v2/pods").await.body["pods"].as_array().unwrap().is_empty());
+    assert!(
+        h.get("/v2/pods").await.body["pods"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
     h.assert_conformant();
 }
 
@@ -1200,7 +1211,10 @@ async fn routes_of_the_spec_it_does_not_simulate_say_so_in_problem_json() {
         let reply = h.call(method.clone(), path, None).await;
         assert_eq!(reply.status, 501, "{method} {path}: {}", reply.body);
         assert!(
-            reply.body["detail"].as_str().unwrap().contains("not simulated"),
+            reply.body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("not simulated"),
             "{}",
             reply.body
         );

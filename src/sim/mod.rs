@@ -6,6 +6,12 @@
 //! shell. [`world`] holds the rules (pure), [`server`] the HTTP side, [`spec`] the compiled
 //! spec. Tests, the benchmark and the demo all run against it; it is never a mock inside the
 //! engine.
+//!
+//! **Numbers from a request are checked, never cast.** A whole number goes through
+//! `world::whole` / `world::whole32` (out of range or not whole: 422 naming the field),
+//! seconds through [`clock::millis_from_seconds`], and sums of client numbers (the worker
+//! quota) are taken in 64 bits. `grep -n " as u32\| as u64\| as Millis" src/sim` should find
+//! no cast of request JSON; the ones left widen our own values.
 
 pub mod capacity;
 pub mod catalog;

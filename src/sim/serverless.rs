@@ -17,7 +17,10 @@ use std::collections::{BTreeMap, VecDeque};
 
 use serde_json::{Value, json};
 
-use super::{capacity::Capacity, clock::Millis};
+use super::{
+    capacity::Capacity,
+    clock::{Millis, millis_from_seconds},
+};
 
 /// How long a finished job's result can be read (`/run` results: 30 minutes).
 pub const RESULT_RETENTION_MS: Millis = 30 * 60 * 1000;
@@ -246,7 +249,8 @@ impl Runtime {
     pub fn submit(&mut self, id: String, input: Value, now: Millis, timing: &Timing) {
         let duration = input["simulatedSeconds"]
             .as_f64()
-            .map_or(timing.job_ms, |s| (s * 1000.0) as Millis);
+            .and_then(millis_from_seconds)
+            .unwrap_or(timing.job_ms);
         self.jobs.insert(
             id.clone(),
             Job {

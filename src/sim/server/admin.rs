@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 use super::{Answer, FaultRule, Sim, bearer, lock};
 use crate::sim::{
     catalog::Catalog,
-    world::{Millis, World, timestamp},
+    clock::millis_from_seconds,
+    world::{World, timestamp},
 };
 
 pub(super) fn admin(
@@ -75,7 +76,7 @@ pub(super) fn admin(
             }
             drop(world);
             if let Some(quota) = body["requestsPerMinute"].as_u64() {
-                *lock(&sim.quota) = quota as u32;
+                *lock(&sim.quota) = u32::try_from(quota).unwrap_or(u32::MAX);
                 lock(&sim.windows).clear();
             }
             // A shorter window lets a test of the rate budget run in seconds, not minutes.
@@ -108,7 +109,9 @@ pub(super) fn admin(
             };
             let cloud = body["cloud"].as_str().unwrap_or("SECURE");
             let mut world = sim.world();
-            world.capacity.set(gpu, dc, cloud, free as u32);
+            world
+                .capacity
+                .set(gpu, dc, cloud, u32::try_from(free).unwrap_or(u32::MAX));
             world.step_all();
             Answer::empty(204)
         }
@@ -128,7 +131,7 @@ pub(super) fn admin(
         ("POST", "prices") => set_price(sim, &body, decimal),
         ("POST", "serverless") => {
             let mut world = sim.world();
-            let ms = |v: &Value| v.as_f64().map(|s| (s * 1000.0) as Millis);
+            let ms = |v: &Value| v.as_f64().and_then(millis_from_seconds);
             if let Some(v) = ms(&body["coldStartSeconds"]) {
                 world.timing.cold_start_ms = v;
             }

@@ -62,6 +62,34 @@ pub(super) fn route(path: &str) -> Option<Route> {
     }
 }
 
+/// The routes of RunPod's spec the simulator does not serve, as their spec template: they
+/// answer 501 problem JSON saying so, not a 404 that reads like a wrong id.
+pub(super) fn unsimulated(path: &str) -> Option<&'static str> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    Some(match segments.as_slice() {
+        ["v2", "account", "ssh-keys"] => "/v2/account/ssh-keys",
+        ["v2", "billing"] => "/v2/billing",
+        ["v2", "billing", "clusters"] => "/v2/billing/clusters",
+        ["v2", "billing", "endpoints"] => "/v2/billing/endpoints",
+        ["v2", "catalog", "cpus"] => "/v2/catalog/cpus",
+        ["v2", "catalog", "cpus", _] => "/v2/catalog/cpus/{id}",
+        ["v2", "catalog", "templates"] => "/v2/catalog/templates",
+        ["v2", "clusters"] => "/v2/clusters",
+        ["v2", "clusters", _] => "/v2/clusters/{id}",
+        ["v2", "clusters", _, "pods"] => "/v2/clusters/{id}/pods",
+        ["v2", "pods", _, "logs"] => "/v2/pods/{id}/logs",
+        ["v2", "registries", "delegations"] => "/v2/registries/delegations",
+        ["v2", "registries", "delegations", _] => "/v2/registries/delegations/{id}",
+        ["v2", "serverless", _, "releases"] => "/v2/serverless/{id}/releases",
+        ["v2", "serverless", _, "workers", _, "logs"] => {
+            "/v2/serverless/{id}/workers/{workerId}/logs"
+        }
+        ["v2", "templates"] => "/v2/templates",
+        ["v2", "templates", _] => "/v2/templates/{id}",
+        _ => return None,
+    })
+}
+
 pub(super) async fn api_entry(
     State(sim): State<Arc<Sim>>,
     method: Method,
@@ -203,6 +231,14 @@ pub(super) async fn rest_call(
     body: &Bytes,
     faults: bool,
 ) -> Answer {
+    if let Some(template) = unsimulated(path) {
+        return Answer::problem(
+            501,
+            format!(
+                "{template} is in RunPod's API but not simulated here (the README lists what is not)"
+            ),
+        );
+    }
     let Some(route) = route(path) else {
         return Answer::problem(404, "resource not found");
     };

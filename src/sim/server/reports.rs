@@ -66,7 +66,7 @@ pub(super) const MS_PER_HOUR: Millis = 3_600_000;
 pub(super) fn parse_time(text: &str) -> Option<Millis> {
     let t: jiff::Timestamp = text.parse().ok()?;
     let seconds = t.as_second() - crate::sim::world::EPOCH_UNIX_SECONDS;
-    (seconds >= 0).then_some(seconds as Millis * 1000)
+    Millis::try_from(seconds).ok()?.checked_mul(1000)
 }
 
 /// The bucket an hour of the ledger falls in, as a start instant.

@@ -5,10 +5,13 @@ use serde_json::{Value, json};
 
 use super::{
     Billed, Container, DATA_CENTERS, DEFAULT_CONTAINER_DISK_GB, Millis, Outcome, PlaceList,
-    Refusal, World, strings,
+    Refusal, World, gpu_count, pods::unknown_data_center, strings, whole, whole32,
 };
 
-use crate::sim::serverless::{Job, Runtime, Scaling};
+use crate::sim::{
+    clock::millis_from_seconds,
+    serverless::{Job, Runtime, Scaling},
+};
 
 /// An endpoint's workers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,12 +87,14 @@ impl World {
             min: endpoint.workers.min,
             max: endpoint.workers.max,
             idle_timeout_ms: u64::from(endpoint.workers.idle_timeout_or_default()) * 1000,
-            queue_delay_ms: (scaler["type"] == "QUEUE_DELAY")
-                .then(|| (scaler["queueDelay"].as_f64().unwrap_or(4.0) * 1000.0) as Millis),
+            queue_delay_ms: (scaler["type"] == "QUEUE_DELAY").then(|| {
+                let delay = scaler["queueDelay"].as_f64().unwrap_or(4.0);
+                millis_from_seconds(delay).unwrap_or(4000)
+            }),
             request_count: (scaler["type"] == "REQUEST_COUNT")
-                .then(|| scaler["requestCount"].as_u64().unwrap_or(1) as u32),
+                .then(|| whole32(scaler, "requestCount", 1).unwrap_or(1)),
             version: endpoint.version,
-            gpus: endpoint.gpu["count"].as_u64().unwrap_or(1) as u32,
+            gpus: gpu_count(&endpoint.gpu),
             places,
             cold_start_ms: self.timing.cold_start_ms.max(1),
             // FlashBoot revives a worker from retained state: only once one has run before.
@@ -231,9 +236,12 @@ impl World {
         &self,
         key: &str,
         endpoint: &Endpoint,
-        others_max: u32,
+        others_max: u64,
     ) -> Outcome<()> {
-        if endpoint.scaling["type"] == "REQUEST_COUNT" && endpoint.workers.idle_timeout_was_set() {
+        if endpoint.endpoint_type == "QUEUE"
+            && endpoint.scaling["type"] == "REQUEST_COUNT"
+            && endpoint.workers.idle_timeout_was_set()
+        {
             let mut refusal = Refusal::new(422, "Request validation failed.");
             refusal
                 .errors
@@ -258,13 +266,40 @@ impl World {
                 ));
             }
         }
+        let gpu = &endpoint.gpu;
+        let allowed = gpu["allowedCudaVersions"].as_array().map_or(0, Vec::len);
+        if allowed > 0 && !gpu["minCudaVersion"].is_null() {
+            return Err(Refusal::new(
+                400,
+                "gpu.allowedCudaVersions and gpu.minCudaVersion are mutually exclusive",
+            ));
+        }
+        let pools = strings(&gpu["pools"]);
+        for excluded in strings(&gpu["excludedTypes"]) {
+            let in_pools = pools
+                .iter()
+                .any(|pool| self.prices.pool_members(pool).any(|g| g.id == excluded));
+            if !in_pools {
+                return Err(Refusal::new(
+                    400,
+                    format!("gpu.excludedTypes: {excluded:?} is in none of the pools {pools:?}"),
+                ));
+            }
+        }
+        if let Some(unknown) = unknown_data_center(&json!(endpoint.data_centers)) {
+            return Err(Refusal::new(
+                400,
+                format!("dataCenterIds: {unknown:?} is not a RunPod data centre"),
+            ));
+        }
+        // Summed in 64 bits: no quota is passed by a sum that wraps.
         let quota = self.accounts[key].worker_quota();
-        if others_max + endpoint.workers.max > quota {
+        let total = others_max + u64::from(endpoint.workers.max);
+        if total > u64::from(quota) {
             return Err(Refusal::new(
                 400,
                 format!(
-                    "max workers across endpoints would be {}, above the account's quota of {quota} at this balance",
-                    others_max + endpoint.workers.max
+                    "max workers across endpoints would be {total}, above the account's quota of {quota} at this balance"
                 ),
             ));
         }
@@ -289,34 +324,34 @@ impl World {
                 "CPU endpoints are not simulated: send gpu",
             ));
         }
+        if body.get("gpu").is_none() {
+            return Err(Refusal::new(400, "exactly one of gpu or cpu must be set"));
+        }
+        for field in ["disk", "gpu.count", "scaling.requestCount"] {
+            whole32(body, field, 0)?;
+        }
         let mut container = Container {
             disk: DEFAULT_CONTAINER_DISK_GB,
             ..Container::default()
         };
         container.apply(body);
         self.check_registry(key, container.registry.as_deref())?;
-        let workers = &body["workers"];
         let mut endpoint = Endpoint {
             id: String::new(),
             name: body["name"].as_str().unwrap_or_default().to_string(),
             endpoint_type: body["type"].as_str().unwrap_or("QUEUE").to_string(),
             container,
-            gpu: body
-                .get("gpu")
-                .cloned()
-                .unwrap_or(json!({"pools": ["AMPERE_16"]})),
+            gpu: body["gpu"].clone(),
             workers: Workers {
-                min: workers["min"].as_u64().unwrap_or(0) as u32,
-                max: workers["max"].as_u64().unwrap_or(3) as u32,
-                idle_timeout: workers["idleTimeout"]
-                    .as_u64()
-                    .map_or(Workers::UNSET_IDLE, |v| v as u32),
+                min: whole32(body, "workers.min", 0)?,
+                max: whole32(body, "workers.max", 3)?,
+                idle_timeout: whole32(body, "workers.idleTimeout", Workers::UNSET_IDLE)?,
             },
             scaling: body["scaling"].clone(),
             data_centers: strings(&body["dataCenterIds"]),
             network_volumes: strings(&body["networkVolumes"]),
             // Observed: 0 when omitted, despite the documented 300000 (docs/runpod.md, Serverless).
-            timeout: body["timeout"].as_u64().unwrap_or(0),
+            timeout: whole(body, "timeout", 0, u64::from(u32::MAX))?,
             flashboot: body["flashboot"].as_str().unwrap_or("OFF").to_string(),
             created_at: self.now,
             version: 1,
@@ -325,10 +360,10 @@ impl World {
         if endpoint.gpu.get("count").is_none() {
             endpoint.gpu["count"] = json!(1);
         }
-        let others: u32 = self.accounts[key]
+        let others: u64 = self.accounts[key]
             .endpoints
             .values()
-            .map(|e| e.workers.max)
+            .map(|e| u64::from(e.workers.max))
             .sum();
         self.check_endpoint_rules(key, &endpoint, others)?;
         self.check_money(key, self.endpoint_floor_per_hour(&endpoint))?;
@@ -369,6 +404,9 @@ impl World {
                 "computeType cannot change: this endpoint runs on GPUs",
             ));
         }
+        for field in ["disk", "gpu.count", "scaling.requestCount"] {
+            whole32(body, field, 0)?;
+        }
         let container_changed = next.container.apply(body);
         if let Some(name) = body["name"].as_str() {
             next.name = name.to_string();
@@ -378,16 +416,11 @@ impl World {
                 next.gpu[k] = v.clone();
             }
         }
-        if let Some(workers) = body.get("workers") {
-            if let Some(v) = workers["min"].as_u64() {
-                next.workers.min = v as u32;
-            }
-            if let Some(v) = workers["max"].as_u64() {
-                next.workers.max = v as u32;
-            }
-            if let Some(v) = workers["idleTimeout"].as_u64() {
-                next.workers.idle_timeout = v as u32;
-            }
+        if body.get("workers").is_some() {
+            next.workers.min = whole32(body, "workers.min", next.workers.min)?;
+            next.workers.max = whole32(body, "workers.max", next.workers.max)?;
+            next.workers.idle_timeout =
+                whole32(body, "workers.idleTimeout", next.workers.idle_timeout)?;
         }
         if let Some(scaling) = body.get("scaling") {
             next.scaling = scaling.clone();
@@ -398,17 +431,15 @@ impl World {
         if body.get("networkVolumes").is_some() {
             next.network_volumes = strings(&body["networkVolumes"]);
         }
-        if let Some(v) = body["timeout"].as_u64() {
-            next.timeout = v;
-        }
+        next.timeout = whole(body, "timeout", next.timeout, u64::from(u32::MAX))?;
         if let Some(v) = body["flashboot"].as_str() {
             next.flashboot = v.to_string();
         }
-        let others: u32 = account
+        let others: u64 = account
             .endpoints
             .values()
             .filter(|e| e.id != id)
-            .map(|e| e.workers.max)
+            .map(|e| u64::from(e.workers.max))
             .sum();
         self.check_endpoint_rules(key, &next, others)?;
         let added = self.endpoint_floor_per_hour(&next) - self.endpoint_floor_per_hour(current);
@@ -440,7 +471,7 @@ impl World {
             .endpoints
             .remove(id)
             .ok_or_else(|| Refusal::not_found("endpoint"))?;
-        let gpus = endpoint.gpu["count"].as_u64().unwrap_or(1) as u32;
+        let gpus = gpu_count(&endpoint.gpu);
         endpoint.runtime.stop_all(gpus, &mut self.capacity);
         Ok(())
     }

@@ -222,6 +222,43 @@ impl Clone for Places {
     }
 }
 
+/// A whole number the request carries at `path` (fields separated by dots), or `default` when
+/// it is absent or null. A number that is not whole or does not fit `0..=max` is a 422 naming
+/// the field: the simulator never casts a client's number (no `as` on request JSON).
+pub(super) fn whole(body: &Value, path: &str, default: u64, max: u64) -> Outcome<u64> {
+    let mut value = body;
+    for field in path.split('.') {
+        match value.get(field) {
+            Some(v) => value = v,
+            None => return Ok(default),
+        }
+    }
+    if value.is_null() {
+        return Ok(default);
+    }
+    value.as_u64().filter(|n| *n <= max).ok_or_else(|| {
+        let mut refusal = Refusal::new(422, "Request validation failed.");
+        refusal.errors.push(format!(
+            "$.{path}: {value} is not a whole number from 0 to {max}"
+        ));
+        refusal
+    })
+}
+
+/// [`whole`] for a field RunPod keeps in 32 bits.
+pub(super) fn whole32(body: &Value, path: &str, default: u32) -> Outcome<u32> {
+    let n = whole(body, path, u64::from(default), u64::from(u32::MAX))?;
+    Ok(u32::try_from(n).unwrap_or(u32::MAX))
+}
+
+/// The GPU count an endpoint's stored `gpu` object holds (checked when it was sent).
+pub(super) fn gpu_count(gpu: &Value) -> u32 {
+    gpu["count"]
+        .as_u64()
+        .and_then(|n| u32::try_from(n).ok())
+        .unwrap_or(1)
+}
+
 fn strings(value: &Value) -> Vec<String> {
     value
         .as_array()
@@ -362,7 +399,7 @@ impl World {
                 }
             }
             for endpoint in account.endpoints.values_mut() {
-                let gpus = endpoint.gpu["count"].as_u64().unwrap_or(1) as u32;
+                let gpus = gpu_count(&endpoint.gpu);
                 endpoint.workers.min = 0;
                 endpoint.runtime.stop_all(gpus, &mut self.capacity);
             }
@@ -392,6 +429,12 @@ impl World {
                     pod.status = PodStatus::Running;
                     pod.started_at = Some(done);
                     pod.boot_done_at = None;
+                } else if let (PodStatus::Provisioning, Some(done), Some(started)) =
+                    (pod.status, pod.boot_done_at, pod.started_at)
+                    && now >= started + (done - started) / 2
+                {
+                    // Placed and pulled: the container starts (REST v2 shows STARTING).
+                    pod.status = PodStatus::Starting;
                 }
             }
         }

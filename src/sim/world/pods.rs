@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::{
     Billed, CAPACITY_MESSAGE, DATA_CENTERS, DEFAULT_CONTAINER_DISK_GB, Millis, Outcome, Refusal,
-    World,
+    World, whole32,
 };
 
 /// Pod statuses of REST v2.
@@ -96,8 +96,8 @@ impl Container {
         if let Some(v) = body["args"].as_str() {
             self.args = v.to_string();
         }
-        if let Some(v) = body["disk"].as_u64() {
-            self.disk = v as u32;
+        if let Some(v) = body["disk"].as_u64().and_then(|v| u32::try_from(v).ok()) {
+            self.disk = v;
         }
         if let Some(v) = body["ports"].as_array() {
             self.ports = v
@@ -183,7 +183,9 @@ impl World {
             ));
         }
         let gpu_type = gpu["id"].as_str().unwrap_or_default().to_string();
-        let gpu_count = gpu["count"].as_u64().unwrap_or(1) as u32;
+        let gpu_count = whole32(body, "gpu.count", 1)?;
+        whole32(body, "disk", 0)?;
+        whole32(body, "mounts.persistent.size", 10)?;
         let allowed = gpu["allowedCudaVersions"].as_array().map_or(0, Vec::len);
         if allowed > 0 && gpu.get("minCudaVersion").is_some() {
             return Err(Refusal::new(
@@ -200,6 +202,21 @@ impl World {
             return Err(Refusal::new(
                 400,
                 format!("GPU type {gpu_type:?} is not offered on {cloud} cloud"),
+            ));
+        }
+        let max = self.prices.gpus.get(&gpu_type).map_or(0, |g| g.max_count);
+        if gpu_count > max {
+            return Err(Refusal::new(
+                400,
+                format!(
+                    "gpu.count {gpu_count} is above the {max} GPUs of type {gpu_type} one pod can have"
+                ),
+            ));
+        }
+        if let Some(unknown) = unknown_data_center(&body["dataCenterIds"]) {
+            return Err(Refusal::new(
+                400,
+                format!("dataCenterIds: {unknown:?} is not a RunPod data centre"),
             ));
         }
         let mounts = &body["mounts"];
@@ -273,7 +290,7 @@ impl World {
     pub(super) fn mount_from(&self, key: &str, mounts: &Value) -> Outcome<Option<Mount>> {
         if let Some(p) = mounts.get("persistent") {
             return Ok(Some(Mount::Persistent {
-                size: p["size"].as_u64().unwrap_or(10) as u32,
+                size: whole32(mounts, "persistent.size", 10)?,
                 path: p["path"].as_str().unwrap_or("/workspace").to_string(),
             }));
         }
@@ -345,7 +362,7 @@ impl World {
             if let Some(persistent) = mounts.get("persistent") {
                 match &mut next.mount {
                     Some(Mount::Persistent { size, path }) => {
-                        let new_size = persistent["size"].as_u64().unwrap_or(0) as u32;
+                        let new_size = whole32(body, "mounts.persistent.size", 0)?;
                         if new_size < *size {
                             return Err(Refusal::new(
                                 400,
@@ -366,6 +383,7 @@ impl World {
                 }
             }
         }
+        whole32(body, "disk", 0)?;
         let container_changed = next.container.apply(body);
         if let Some(name) = body["name"].as_str() {
             next.name = name.to_string();
@@ -501,4 +519,13 @@ impl World {
         }
         Ok(())
     }
+}
+
+/// The first id of a `dataCenterIds` list that is not a RunPod data centre.
+pub(super) fn unknown_data_center(ids: &Value) -> Option<String> {
+    ids.as_array()?
+        .iter()
+        .filter_map(Value::as_str)
+        .find(|id| !DATA_CENTERS.contains(id))
+        .map(String::from)
 }

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::{Billed, DATA_CENTERS, Mount, Outcome, Refusal, World};
+use super::{Billed, DATA_CENTERS, Mount, Outcome, Refusal, World, whole32};
 
 /// A network volume.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,7 +45,7 @@ impl World {
         let volume = Volume {
             id: self.ids.id(10),
             name: body["name"].as_str().unwrap_or_default().to_string(),
-            size: body["size"].as_u64().unwrap_or(10) as u32,
+            size: whole32(body, "size", 10)?,
             data_center: dc,
             volume_type: body["type"].as_str().unwrap_or("STANDARD").to_string(),
         };
@@ -68,8 +68,9 @@ impl World {
             .volumes
             .get_mut(id)
             .ok_or_else(|| Refusal::not_found("network volume"))?;
-        if let Some(size) = body["size"].as_u64() {
-            if (size as u32) < volume.size {
+        let size = whole32(body, "size", volume.size)?;
+        if body.get("size").is_some() {
+            if size < volume.size {
                 return Err(Refusal::new(
                     400,
                     format!(
@@ -78,7 +79,7 @@ impl World {
                     ),
                 ));
             }
-            volume.size = size as u32;
+            volume.size = size;
         }
         if let Some(name) = body["name"].as_str() {
             volume.name = name.to_string();
