@@ -1199,6 +1199,52 @@ async fn a_new_pod_goes_through_starting_before_it_runs() {
 }
 
 #[tokio::test]
+async fn a_body_over_the_limit_is_a_413_in_problem_json_with_the_rate_headers() {
+    let h = Harness::start().await;
+    let big = "x".repeat(3 * 1024 * 1024);
+    let reply = h
+        .post(
+            "/v2/pods",
+            json!({"name": big, "image": "i", "gpu": {"id": A100}}),
+        )
+        .await;
+    assert_eq!(reply.status, 413, "{}", reply.body);
+    assert_eq!(reply.headers["content-type"], "application/problem+json");
+    assert!(
+        reply.headers.contains_key("ratelimit"),
+        "{:?}",
+        reply.headers
+    );
+    assert!(reply.headers.contains_key("ratelimit-policy"));
+    let reply = h.post("/graphql", json!({"query": big})).await;
+    assert_eq!(reply.status, 413);
+    assert_eq!(reply.headers["content-type"], "application/problem+json");
+    // The serverless host takes 10 MB on /run and 20 MB on /runsync.
+    let eleven = "x".repeat(11 * 1024 * 1024);
+    let reply = h
+        .post("/v2/nosuchendpoint/run", json!({"input": {"blob": eleven}}))
+        .await;
+    assert_eq!(reply.status, 413);
+    assert_eq!(reply.headers["content-type"], "application/problem+json");
+    let reply = h
+        .post(
+            "/v2/nosuchendpoint/runsync",
+            json!({"input": {"blob": eleven}}),
+        )
+        .await;
+    assert_eq!(
+        reply.status, 404,
+        "read in full, then refused for the unknown endpoint"
+    );
+    assert!(
+        h.get("/v2/pods").await.body["pods"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
 async fn routes_of_the_spec_it_does_not_simulate_say_so_in_problem_json() {
     let h = Harness::start().await;
     for (method, path) in [

@@ -13,17 +13,36 @@ use axum::{
 };
 use serde_json::{Value, json};
 
-use super::{Answer, Sim, bearer, pipeline::record, query_param};
+use super::{
+    Answer, Sim, bearer,
+    pipeline::{read_body, record, too_large},
+    query_param,
+};
 use crate::sim::world::World;
+
+/// The largest `/run` body RunPod takes.
+const RUN_BODY_LIMIT: usize = 10 * 1024 * 1024;
+/// The largest `/runsync` body RunPod takes.
+const RUNSYNC_BODY_LIMIT: usize = 20 * 1024 * 1024;
 
 pub(super) async fn serverless_entry(
     State(sim): State<Arc<Sim>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Response {
     let path = uri.path().to_string();
+    // RunPod takes 10 MB on `/run` and 20 MB on `/runsync`.
+    let limit = if path.ends_with("/runsync") {
+        RUNSYNC_BODY_LIMIT
+    } else {
+        RUN_BODY_LIMIT
+    };
+    let Some(body) = read_body(body, limit).await else {
+        record(&sim, method.as_str(), path, 413, &Bytes::new());
+        return too_large(limit).into_response();
+    };
     // The job API takes the bare key (as RunPod's docs send it) or a bearer token.
     let key = bearer(&headers).or_else(|| {
         headers

@@ -90,15 +90,44 @@ pub(super) fn unsimulated(path: &str) -> Option<&'static str> {
     })
 }
 
+/// Whether a path is a REST route (not GraphQL, not the admin or console routes).
+fn is_rest(path: &str) -> bool {
+    path != "/graphql" && !path.starts_with("/_sim/")
+}
+
+/// The largest request body the API host reads (REST and GraphQL).
+pub(super) const API_BODY_LIMIT: usize = 2 * 1024 * 1024;
+
+/// A request body read up to `limit` bytes: `None` when it is longer (no more is read).
+pub(super) async fn read_body(body: axum::body::Body, limit: usize) -> Option<Bytes> {
+    axum::body::to_bytes(body, limit).await.ok()
+}
+
+/// The refusal of a body over a limit, as problem JSON.
+pub(super) fn too_large(limit: usize) -> Answer {
+    Answer::problem(
+        413,
+        format!(
+            "the request body is larger than {} MB",
+            limit / (1024 * 1024)
+        ),
+    )
+}
+
 pub(super) async fn api_entry(
     State(sim): State<Arc<Sim>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Response {
     let path = uri.path().to_string();
-    let answer = if path == "/graphql" {
+    let read = read_body(body, API_BODY_LIMIT).await;
+    let oversized = read.is_none();
+    let body = read.unwrap_or_default();
+    let answer = if oversized && !is_rest(&path) {
+        too_large(API_BODY_LIMIT)
+    } else if path == "/graphql" {
         graphql(&sim, &uri, &headers, &body)
     } else if let Some(rest) = path.strip_prefix("/_sim/console") {
         // "Someone in the RunPod console": the same operations, no rate budget, no faults.
@@ -109,7 +138,16 @@ pub(super) async fn api_entry(
     } else if let Some(rest) = path.strip_prefix("/_sim/") {
         admin(&sim, &headers, method.as_str(), rest, &body)
     } else {
-        rest_entry(&sim, method.as_str(), &path, &uri, &headers, &body).await
+        rest_entry(
+            &sim,
+            method.as_str(),
+            &path,
+            &uri,
+            &headers,
+            &body,
+            oversized,
+        )
+        .await
     };
     record(&sim, method.as_str(), path, answer.status, &body);
     answer.into_response()
@@ -138,6 +176,7 @@ pub(super) async fn rest_entry(
     uri: &Uri,
     headers: &HeaderMap,
     body: &Bytes,
+    oversized: bool,
 ) -> Answer {
     let Some(key) = bearer(headers) else {
         return Answer::problem(401, "missing bearer token");
@@ -152,6 +191,8 @@ pub(super) async fn rest_entry(
             a.headers.push(("retry-after", retry_after.to_string()));
             a
         }
+        // Refused like any other request: after the key and the budget, with the headers.
+        None if oversized => too_large(API_BODY_LIMIT),
         None => rest_call(sim, &key, method, path, uri, body, true).await,
     };
     answer.headers.extend(rate_headers);
