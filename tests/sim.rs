@@ -1245,6 +1245,46 @@ async fn a_body_over_the_limit_is_a_413_in_problem_json_with_the_rate_headers() 
 }
 
 #[tokio::test]
+async fn query_parameters_are_checked_against_the_spec_like_bodies() {
+    let h = Harness::start().await;
+    for (path, status, named) in [
+        ("/v2/billing/pods?startTime=yesterday", 422, "startTime"),
+        ("/v2/billing/pods?lastN=zero", 422, "lastN"),
+        ("/v2/billing/pods?lastN=0", 422, "lastN"),
+        (
+            "/v2/pods?includeClusterPods=maybe",
+            422,
+            "includeClusterPods",
+        ),
+        ("/v2/catalog/gpus?minCudaVersion=abc", 422, "minCudaVersion"),
+        (
+            "/v2/billing/pods?lastN=2&startTime=2026-01-01T00:00:00Z",
+            400,
+            "mutually exclusive",
+        ),
+        ("/v2/catalog/gpus?count=2", 400, "include=AVAILABILITY"),
+        ("/v2/catalog/gpus?include=AVAILABILITY", 400, "product"),
+    ] {
+        let reply = h.get(path).await;
+        assert_names(&reply, status, named);
+        assert_eq!(
+            reply.headers["content-type"], "application/problem+json",
+            "{path}"
+        );
+    }
+    for path in [
+        "/v2/billing/pods?bucketSize=day&startTime=2026-01-01T00%3A00%3A00Z",
+        "/v2/billing/pods?lastN=3&bucketSize=hour",
+        "/v2/pods?includeClusterPods=false",
+        "/v2/catalog/gpus?include=AVAILABILITY&product=POD&count=2",
+        "/v2/pods?somethingRunPodIgnores=1",
+    ] {
+        assert_eq!(h.get(path).await.status, 200, "{path}");
+    }
+    h.assert_conformant();
+}
+
+#[tokio::test]
 async fn routes_of_the_spec_it_does_not_simulate_say_so_in_problem_json() {
     let h = Harness::start().await;
     for (method, path) in [

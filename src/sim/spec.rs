@@ -19,9 +19,20 @@ pub const OPENAPI_V2: &str = include_str!("openapi-v2.json");
 /// Validators for every operation of the spec.
 pub struct Spec {
     requests: HashMap<(String, String), Validator>,
+    /// The query parameters of each operation, with a validator of their schema.
+    queries: HashMap<(String, String), Vec<QueryParam>>,
     responses: HashMap<(String, String, String), Validator>,
     /// Documented statuses without a body (204 and the like).
     bodiless: HashSet<(String, String, String)>,
+}
+
+/// One query parameter of an operation.
+struct QueryParam {
+    name: String,
+    /// The JSON type a value of the query string is read as (`integer`, `boolean`, `array`
+    /// of comma-separated strings, else `string`).
+    kind: String,
+    validator: Validator,
 }
 
 /// The compiled spec, built once per process.
@@ -46,6 +57,7 @@ impl Spec {
             }
             jsonschema::options()
                 .with_draft(Draft::Draft202012)
+                .should_validate_formats(true)
                 .build(&root)
                 .expect("every schema of the spec compiles")
         };
@@ -61,11 +73,31 @@ impl Spec {
         };
 
         let mut requests = HashMap::new();
+        let mut queries: HashMap<(String, String), Vec<QueryParam>> = HashMap::new();
         let mut responses = HashMap::new();
         let mut bodiless = HashSet::new();
         for (path, item) in document["paths"].as_object().into_iter().flatten() {
             for (method, operation) in item.as_object().into_iter().flatten() {
                 let method = method.to_uppercase();
+                for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                    let parameter = resolve(parameter);
+                    if parameter["in"] != "query" {
+                        continue;
+                    }
+                    let schema = &parameter["schema"];
+                    let kind = resolve(schema)["type"]
+                        .as_str()
+                        .unwrap_or("string")
+                        .to_string();
+                    queries
+                        .entry((method.clone(), path.clone()))
+                        .or_default()
+                        .push(QueryParam {
+                            name: parameter["name"].as_str().unwrap_or_default().to_string(),
+                            kind,
+                            validator: validator(schema),
+                        });
+                }
                 if let Some(schema) =
                     operation.pointer("/requestBody/content/application~1json/schema")
                 {
@@ -91,6 +123,7 @@ impl Spec {
         }
         Self {
             requests,
+            queries,
             responses,
             bodiless,
         }
@@ -106,6 +139,48 @@ impl Spec {
             Some(validator) => describe(validator, body),
             None => Vec::new(),
         }
+    }
+
+    /// Why a query string breaks the operation's parameters (`$.query.name: problem`); empty
+    /// when it conforms. Parameters the spec does not name are ignored, as RunPod does.
+    pub fn query_errors(&self, method: &str, path_template: &str, query: &str) -> Vec<String> {
+        let Some(params) = self
+            .queries
+            .get(&(method.to_string(), path_template.to_string()))
+        else {
+            return Vec::new();
+        };
+        let mut errors = Vec::new();
+        for (name, raw) in query_pairs(query) {
+            let Some(param) = params.iter().find(|p| p.name == name) else {
+                continue;
+            };
+            let value = match param.kind.as_str() {
+                "integer" => match raw.parse::<i64>() {
+                    Ok(n) => json!(n),
+                    Err(_) => {
+                        errors.push(format!("$.query.{name}: {raw:?} is not an integer"));
+                        continue;
+                    }
+                },
+                "boolean" => match raw.as_str() {
+                    "true" => json!(true),
+                    "false" => json!(false),
+                    _ => {
+                        errors.push(format!("$.query.{name}: {raw:?} is not true or false"));
+                        continue;
+                    }
+                },
+                "array" => json!(raw.split(',').collect::<Vec<_>>()),
+                _ => json!(raw),
+            };
+            errors.extend(
+                describe(&param.validator, &value)
+                    .into_iter()
+                    .map(|e| format!("$.query.{name}{}", e.trim_start_matches('$'))),
+            );
+        }
+        errors
     }
 
     /// Whether the operation documents a request body.
@@ -187,6 +262,41 @@ fn describe(validator: &Validator, instance: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The `name=value` pairs of a query string, percent-decoded (`+` is a space).
+pub fn query_pairs(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(u8::try_from(h * 16 + l).unwrap_or(b'?'));
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,6 +334,28 @@ mod tests {
             !spec()
                 .response_errors("GET", "/v2/pods/{id}", 404, &json!({"error": "x"}))
                 .is_empty()
+        );
+    }
+
+    #[test]
+    fn query_pairs_are_percent_decoded_and_never_panic() {
+        assert_eq!(
+            query_pairs("startTime=2026-01-01T00%3A00%3A00Z&a=b+c&flag"),
+            vec![
+                ("startTime".to_string(), "2026-01-01T00:00:00Z".to_string()),
+                ("a".to_string(), "b c".to_string()),
+                ("flag".to_string(), String::new()),
+            ]
+        );
+        // Broken escapes stay as they are; a lone `%` at the end too.
+        assert_eq!(
+            query_pairs("x=%zz%4"),
+            vec![("x".to_string(), "%zz%4".to_string())]
+        );
+        assert_eq!(query_pairs("x=%"), vec![("x".to_string(), "%".to_string())]);
+        assert_eq!(
+            query_pairs("x=%C3%A9"),
+            vec![("x".to_string(), "é".to_string())]
         );
     }
 }

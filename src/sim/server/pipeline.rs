@@ -90,6 +90,38 @@ pub(super) fn unsimulated(path: &str) -> Option<&'static str> {
     })
 }
 
+/// The rules between query parameters the spec states in words (400, as it says).
+fn query_rules(template: &str, query: &str) -> Option<String> {
+    let pairs = crate::sim::spec::query_pairs(query);
+    let has = |name: &str| pairs.iter().any(|(k, _)| k == name);
+    if template.starts_with("/v2/billing") && has("lastN") && (has("startTime") || has("endTime")) {
+        return Some("lastN is mutually exclusive with startTime and endTime".to_string());
+    }
+    if template.starts_with("/v2/catalog/gpus") {
+        let availability = pairs
+            .iter()
+            .any(|(k, v)| k == "include" && v.split(',').any(|i| i == "AVAILABILITY"));
+        if !availability {
+            let only_with = [
+                "product",
+                "count",
+                "cloud",
+                "countryCodes",
+                "cudaVersions",
+                "minCudaVersion",
+            ];
+            if let Some(name) = only_with.iter().find(|n| has(n)) {
+                return Some(format!("{name} is valid only with include=AVAILABILITY"));
+            }
+        } else if !has("product") {
+            return Some(
+                "include=AVAILABILITY needs product (POD, CLUSTER or SERVERLESS)".to_string(),
+            );
+        }
+    }
+    None
+}
+
 /// Whether a path is a REST route (not GraphQL, not the admin or console routes).
 fn is_rest(path: &str) -> bool {
     path != "/graphql" && !path.starts_with("/_sim/")
@@ -306,6 +338,17 @@ pub(super) async fn rest_call(
             }
             _ => {}
         }
+    }
+
+    let query = uri.query().unwrap_or_default();
+    let errors = spec().query_errors(method, route.template, query);
+    if !errors.is_empty() {
+        let mut refusal = Refusal::new(422, "Request validation failed.");
+        refusal.errors = errors;
+        return Answer::refusal(refusal);
+    }
+    if let Some(problem) = query_rules(route.template, query) {
+        return Answer::problem(400, problem);
     }
 
     let parsed: Value = if spec().takes_body(method, route.template) {
