@@ -1185,6 +1185,40 @@ async fn a_pod_goes_only_to_data_centres_that_exist_and_within_the_gpus_max_coun
 }
 
 #[tokio::test]
+async fn a_pod_goes_only_to_hosts_whose_cuda_meets_its_constraint() {
+    let h = Harness::start().await;
+    let pod = |gpu: Value, dcs: Value| json!({"name": "p", "image": "i", "gpu": gpu, "dataCenterIds": dcs});
+    for (gpu, dcs) in [
+        (
+            json!({"id": A100, "allowedCudaVersions": ["99.9"]}),
+            json!([]),
+        ),
+        (json!({"id": A100, "minCudaVersion": "99.0"}), json!([])),
+        // US-TX-1's hosts run 12.4.
+        (
+            json!({"id": A100, "minCudaVersion": "12.5"}),
+            json!(["US-TX-1"]),
+        ),
+    ] {
+        let reply = h.post("/v2/pods", pod(gpu, dcs)).await;
+        assert_names(&reply, 400, "no longer any instances available");
+    }
+    let placed = h
+        .post(
+            "/v2/pods",
+            pod(
+                json!({"id": A100, "allowedCudaVersions": ["12.4"]}),
+                json!([]),
+            ),
+        )
+        .await;
+    assert_eq!(placed.status, StatusCode::CREATED, "{}", placed.body);
+    assert_eq!(placed.body["dataCenterId"], "US-TX-1");
+    assert_eq!(placed.body["cudaVersion"], "12.4");
+    h.assert_conformant();
+}
+
+#[tokio::test]
 async fn a_new_pod_goes_through_starting_before_it_runs() {
     let h = Harness::start().await;
     let pod = h.create_pod(json!({})).await;

@@ -52,6 +52,33 @@ pub const DATA_CENTERS: &[&str] = &[
     "US-KS-3", "US-GA-1",
 ];
 
+/// The CUDA version of a data centre's hosts. RunPod's hosts differ; the simulator gives most
+/// data centres 12.8 and two older ones 12.4 and 12.6, so a pod's CUDA constraint decides
+/// where it can go.
+pub fn cuda_version(dc: &str) -> &'static str {
+    match dc {
+        "US-TX-1" => "12.4",
+        "CA-MTL-1" => "12.6",
+        _ => "12.8",
+    }
+}
+
+/// Whether a host with CUDA `host` meets a pod's `allowedCudaVersions` (exact) or
+/// `minCudaVersion` (numeric, major then minor).
+pub fn cuda_fits(host: &str, allowed: &[String], min: Option<&str>) -> bool {
+    let parse = |v: &str| -> Option<(u32, u32)> {
+        let (major, minor) = v.split_once('.').unwrap_or((v, "0"));
+        Some((major.parse().ok()?, minor.parse().ok()?))
+    };
+    if !allowed.is_empty() && !allowed.iter().any(|a| a == host) {
+        return false;
+    }
+    match min {
+        Some(min) => matches!((parse(host), parse(min)), (Some(h), Some(m)) if h >= m),
+        None => true,
+    }
+}
+
 /// Seconds a pod spends provisioning or starting before it runs.
 pub const DEFAULT_BOOT_SECONDS: u64 = 15;
 

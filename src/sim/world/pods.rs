@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::{
     Billed, CAPACITY_MESSAGE, DATA_CENTERS, DEFAULT_CONTAINER_DISK_GB, Millis, Outcome, Refusal,
-    World, whole32,
+    World, cuda_fits, cuda_version, strings, whole32,
 };
 
 /// Pod statuses of REST v2.
@@ -249,6 +249,13 @@ impl World {
             }
             _ => wanted,
         };
+        // Only hosts whose CUDA meets the constraint: none is RunPod's capacity answer.
+        let allowed = strings(&gpu["allowedCudaVersions"]);
+        let min = gpu["minCudaVersion"].as_str();
+        let candidates: Vec<String> = candidates
+            .into_iter()
+            .filter(|dc| cuda_fits(cuda_version(dc), &allowed, min))
+            .collect();
         let mut pod = Pod {
             id: String::new(),
             name: body["name"].as_str().unwrap_or_default().to_string(),

@@ -223,7 +223,7 @@ impl World {
             },
             cloud: &pod.cloud,
             data_center_id: &pod.data_center,
-            cuda_version: "12.8",
+            cuda_version: super::cuda_version(&pod.data_center),
             ssh: SshView {
                 proxy: None,
                 direct: None,
