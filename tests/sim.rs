@@ -1125,9 +1125,8 @@ async fn the_worker_quota_cannot_be_passed_by_overflow() {
 }
 
 #[tokio::test]
-async fn endpoint_rules_runpod_enforces() {
+async fn an_endpoint_needs_gpu_or_cpu() {
     let h = Harness::start().await;
-    // Neither gpu nor cpu.
     let reply = h
         .post(
             "/v2/serverless",
@@ -1136,17 +1135,39 @@ async fn endpoint_rules_runpod_enforces() {
         )
         .await;
     assert_names(&reply, 400, "gpu");
-    // CUDA: a list or a minimum, not both.
+    h.assert_conformant();
+}
+
+#[tokio::test]
+async fn an_endpoints_cuda_is_a_list_or_a_minimum_not_both() {
+    let h = Harness::start().await;
     let reply = h
         .create_endpoint(json!({"gpu": {"pools": ["AMPERE_80"], "allowedCudaVersions": ["12.4"], "minCudaVersion": "12.4"}}))
         .await;
     assert_names(&reply, 400, "minCudaVersion");
-    // Excluding a type the chosen pools do not hold.
+    h.assert_conformant();
+}
+
+#[tokio::test]
+async fn an_endpoint_excludes_only_types_of_its_pools() {
+    let h = Harness::start().await;
     let reply = h
         .create_endpoint(json!({"gpu": {"pools": ["AMPERE_80"], "excludedTypes": ["NVIDIA H200"]}}))
         .await;
     assert_names(&reply, 400, "excludedTypes");
-    // The REQUEST_COUNT rule on idleTimeout is for queue endpoints: a load balancer may set it.
+    let fine = h
+        .create_endpoint(
+            json!({"gpu": {"pools": ["AMPERE_80"], "excludedTypes": ["NVIDIA A100 80GB PCIe"]}}),
+        )
+        .await;
+    assert_eq!(fine.status, StatusCode::CREATED, "{}", fine.body);
+    h.assert_conformant();
+}
+
+#[tokio::test]
+async fn a_load_balancer_endpoint_may_set_its_idle_timeout() {
+    let h = Harness::start().await;
+    // The REQUEST_COUNT rule on idleTimeout is for queue endpoints.
     let reply = h
         .create_endpoint(json!({"type": "LOAD_BALANCER",
                                "scaling": {"type": "REQUEST_COUNT", "requestCount": 2},
@@ -1157,7 +1178,7 @@ async fn endpoint_rules_runpod_enforces() {
 }
 
 #[tokio::test]
-async fn a_pod_goes_only_to_data_centres_that_exist_and_within_the_gpus_max_count() {
+async fn a_pod_goes_only_to_data_centres_that_exist() {
     let h = Harness::start().await;
     let reply = h
         .post(
@@ -1167,6 +1188,18 @@ async fn a_pod_goes_only_to_data_centres_that_exist_and_within_the_gpus_max_coun
         )
         .await;
     assert_names(&reply, 400, "XX-1");
+    assert!(
+        h.get("/v2/pods").await.body["pods"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    h.assert_conformant();
+}
+
+#[tokio::test]
+async fn a_pod_has_at_most_the_catalogues_max_count_of_gpus() {
+    let h = Harness::start().await;
     let reply = h
         .post(
             "/v2/pods",
