@@ -153,7 +153,8 @@ pub fn from_texts<'a>(
 /// nothing else can supply one, so a missing Secret is an error now, naming each one and how
 /// to add it, not a wait that can never end (the controller waits: there, a Secret can appear).
 pub fn require_secrets(ws: &Workspace) -> Result<(), CliError> {
-    let mut missing: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    // (namespace, Secret) -> (key, who reads it) for each read that finds nothing.
+    let mut missing: BTreeMap<(String, String), Vec<(String, String)>> = BTreeMap::new();
     for w in &ws.workloads {
         let namespace = w.metadata.namespace.as_deref().unwrap_or("default");
         let name = w.metadata.name.as_deref().unwrap_or_default();
@@ -171,9 +172,9 @@ pub fn require_secrets(ws: &Workspace) -> Result<(), CliError> {
                 missing
                     .entry((namespace.to_string(), key.name.clone()))
                     .or_default()
-                    .push(format!(
-                        "key {:?} for GpuWorkload {namespace}/{name} (spec.env[{i}])",
-                        key.key
+                    .push((
+                        key.key.clone(),
+                        format!("GpuWorkload {namespace}/{name} (spec.env[{i}])"),
                     ));
             }
         }
@@ -195,17 +196,18 @@ pub fn require_secrets(ws: &Workspace) -> Result<(), CliError> {
         } else {
             "is missing"
         };
+        let reads: Vec<String> = uses
+            .iter()
+            .map(|(key, by)| format!("key {key:?} for {by}"))
+            .collect();
         text.push_str(&format!(
             "\n  - Secret {namespace}/{name} {state}: {}",
-            uses.join("; ")
+            reads.join("; ")
         ));
     }
     text.push_str("\nAdd each as a `kind: Secret` manifest in a file passed with -f (or in the folder), e.g.:");
     for ((namespace, name), uses) in &missing {
-        let key = uses
-            .first()
-            .and_then(|u| u.split('"').nth(1))
-            .unwrap_or("key");
+        let key = uses.first().map_or("key", |(key, _)| key.as_str());
         text.push_str(&format!(
             "\n  kubectl create secret generic {name} -n {namespace} --from-literal={key}=<value> --dry-run=client -o yaml > secret-{name}.yaml"
         ));

@@ -43,7 +43,12 @@ impl Owner {
         if name.len() > MAX_NAME {
             // Keep the UID part, which makes it unique.
             let tail = format!("-{uid}");
-            name.truncate(MAX_NAME - tail.len());
+            // On a character boundary: a name may be any UTF-8 (the CLI reads it from disk).
+            let mut cut = MAX_NAME - tail.len();
+            while !name.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            name.truncate(cut);
             name.push_str(&tail);
         }
         name
@@ -119,5 +124,17 @@ mod tests {
         let name = owner(&"x".repeat(300)).runpod_name();
         assert_eq!(name.len(), 191);
         assert!(name.ends_with("-3f1c9a2e"));
+    }
+
+    #[test]
+    fn a_long_name_of_any_utf8_is_cut_on_a_character_and_keeps_the_uid() {
+        // Every cut point of multi-byte text, around RunPod's 191-byte limit.
+        for pad in 0..4 {
+            let name = format!("{}{}", "x".repeat(pad), "é名🚀".repeat(80));
+            let runpod = owner(&name).runpod_name();
+            assert!(runpod.len() <= MAX_NAME, "{} bytes", runpod.len());
+            assert!(runpod.ends_with("-3f1c9a2e"), "{runpod}");
+            assert!(runpod.starts_with("rpo-vision-"), "{runpod}");
+        }
     }
 }
