@@ -525,6 +525,22 @@ fn the_credit_rule_wants_one_hour_of_current_spend_plus_the_new_cost() {
 }
 
 #[test]
+fn a_runway_too_long_to_compute_is_long_enough_and_never_a_panic() {
+    // A huge balance over a tiny spend overflows a decimal division: the runway is then
+    // simply long enough (no LowRunway, no victim), never a crash.
+    let w = World::new();
+    let s = spec(POD);
+    let mut rich = money();
+    rich.balance = Some(Decimal::MAX);
+    rich.spend_per_hour = Some(Decimal::new(1, 28));
+    let plan = w.plan_with(&s, w.ctx(&s, rich));
+    assert!(!plan.actions.is_empty(), "{:?}", plan.verdicts);
+    assert!(!condition(&plan, CONDITION_INSUFFICIENT_CREDIT).status);
+    let workloads = vec![("ml/a".to_string(), 0, Decimal::ONE)];
+    assert!(credit_victims(Decimal::MAX, Decimal::new(1, 28), 24, &workloads).is_empty());
+}
+
+#[test]
 fn nothing_is_started_while_the_balance_is_unknown() {
     let w = World::new();
     let s = spec(POD);

@@ -101,11 +101,7 @@ async fn apply(account: &RunPodAccount, ctx: &Context) -> Result<Action, Error> 
         })
         .collect();
     let money = snapshot.account;
-    let runway = money.as_ref().and_then(|m| {
-        (m.current_spend_per_hr > 0.0).then(|| {
-            Decimal::from_f64(m.client_balance / m.current_spend_per_hr).unwrap_or_default()
-        })
-    });
+    let runway = money.as_ref().and_then(|m| m.runway_hours());
     let minimum = Decimal::from(account.spec.credit_policy.minimum_runway_hours);
     let mut verdicts = vec![Verdict::yes(
         CONDITION_READY,
@@ -142,11 +138,8 @@ async fn apply(account: &RunPodAccount, ctx: &Context) -> Result<Action, Error> 
     };
     apply_status(&api, account, account.status.as_ref(), &status).await?;
     if let Some(m) = money {
-        ctx.metrics.account(
-            &name,
-            Decimal::from_f64(m.client_balance).unwrap_or_default(),
-            runway,
-        );
+        ctx.metrics
+            .account(&name, m.balance().unwrap_or_default(), runway);
     }
     Ok(Action::requeue(Duration::from_secs(u64::from(
         account.spec.resync_interval_seconds,

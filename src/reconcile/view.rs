@@ -3,7 +3,7 @@
 
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
-use rust_decimal::{Decimal, prelude::FromPrimitive};
+use rust_decimal::Decimal;
 
 use super::{Budget, Item, Workspace, inventory::Snapshot};
 use crate::{
@@ -108,8 +108,8 @@ impl<'a> AccountView<'a> {
             prices,
             now,
             total_worst,
-            balance: account.and_then(|a| Decimal::from_f64(a.client_balance)),
-            spend: account.and_then(|a| Decimal::from_f64(a.current_spend_per_hr)),
+            balance: account.and_then(|a| a.balance()),
+            spend: account.and_then(|a| a.spend_per_hour()),
         }
     }
 

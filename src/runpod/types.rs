@@ -588,6 +588,37 @@ pub struct Account {
     pub spend_limit: f64,
 }
 
+/// The most money, USD, the operator believes an account figure can be: anything larger (or
+/// not finite) is a figure it could not read, and spends nothing on.
+const PLAUSIBLE_USD: f64 = 1e12;
+
+fn plausible(value: f64, min: f64) -> Option<rust_decimal::Decimal> {
+    use rust_decimal::prelude::FromPrimitive;
+    (value.is_finite() && (min..=PLAUSIBLE_USD).contains(&value))
+        .then(|| rust_decimal::Decimal::from_f64(value))
+        .flatten()
+}
+
+impl Account {
+    /// The balance, when RunPod's figure is plausible (finite, within ±10^12 USD); `None`
+    /// otherwise, and the money rules then start nothing.
+    pub fn balance(&self) -> Option<rust_decimal::Decimal> {
+        plausible(self.client_balance, -PLAUSIBLE_USD)
+    }
+
+    /// The spend per hour, when RunPod's figure is plausible (finite, 0 to 10^12 USD).
+    pub fn spend_per_hour(&self) -> Option<rust_decimal::Decimal> {
+        plausible(self.current_spend_per_hr, 0.0)
+    }
+
+    /// Hours the balance lasts at the spend: `None` when nothing is spent or a figure could
+    /// not be read.
+    pub fn runway_hours(&self) -> Option<rust_decimal::Decimal> {
+        let spend = self.spend_per_hour().filter(|s| !s.is_zero())?;
+        self.balance()?.checked_div(spend)
+    }
+}
+
 /// `GET /v2/{endpointId}/health`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 pub struct Health {
@@ -634,4 +665,40 @@ pub struct HealthWorkers {
     /// Crashed.
     #[serde(default)]
     pub unhealthy: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_figures_that_cannot_be_money_are_not_read() {
+        let account = |balance: f64, spend: f64| Account {
+            client_balance: balance,
+            current_spend_per_hr: spend,
+            spend_limit: 80.0,
+        };
+        let fine = account(120.5, 2.5);
+        assert_eq!(fine.balance(), Some(rust_decimal::Decimal::new(1205, 1)));
+        assert_eq!(
+            fine.runway_hours(),
+            Some(rust_decimal::Decimal::new(482, 1))
+        );
+        for (balance, spend) in [
+            (f64::NAN, 1.0),
+            (f64::INFINITY, 1.0),
+            (1e300, 1.0),
+            (-1e300, 1.0),
+        ] {
+            assert_eq!(account(balance, spend).balance(), None, "{balance}");
+            assert_eq!(account(balance, spend).runway_hours(), None);
+        }
+        for spend in [f64::NAN, -1.0, 1e300] {
+            assert_eq!(account(10.0, spend).spend_per_hour(), None, "{spend}");
+        }
+        // Nothing spent: no runway to speak of.
+        assert_eq!(account(10.0, 0.0).runway_hours(), None);
+        // The largest plausible balance over the smallest spend does not overflow into a panic.
+        assert_eq!(account(1e12, 1e-300).runway_hours(), None);
+    }
 }

@@ -386,7 +386,9 @@ fn finish(
     }
     if let (Some(balance), Some(spend)) = (ctx.money.balance, ctx.money.spend_per_hour)
         && !spend.is_zero()
-        && balance / spend < Decimal::from(ctx.money.minimum_runway_hours)
+        && balance
+            .checked_div(spend)
+            .is_some_and(|hours| hours < Decimal::from(ctx.money.minimum_runway_hours))
         && !verdicts
             .iter()
             .any(|v| v.kind == CONDITION_INSUFFICIENT_CREDIT && v.status)
@@ -398,7 +400,7 @@ fn finish(
             format!(
                 "balance {} USD lasts {:.1} hours at {} USD/h, under the account's minimum runway of {} hours",
                 usd(balance),
-                (balance / spend).round_dp(1),
+                balance.checked_div(spend).unwrap_or_default().round_dp(1),
                 usd(spend),
                 ctx.money.minimum_runway_hours
             ),

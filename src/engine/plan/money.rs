@@ -169,7 +169,7 @@ pub(super) fn check_money(
                 message: format!(
                     "balance {} USD would last {} hours at {} USD/h with it, under {why}{taken}",
                     usd(balance),
-                    (balance / rate).round_dp(1),
+                    balance.checked_div(rate).unwrap_or_default().round_dp(1),
                     usd(rate)
                 ),
             });
@@ -223,7 +223,8 @@ pub fn credit_victims_ranked<'a>(
     let mut spend = spend_per_hour;
     let mut victims: Vec<(&str, Decimal)> = Vec::new();
     for (key, _, cost) in ranked {
-        if spend.is_zero() || balance / spend >= hours {
+        // A runway too long to compute is long enough.
+        if spend.is_zero() || balance.checked_div(spend).is_none_or(|h| h >= hours) {
             break;
         }
         victims.push((key, cost));
