@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use runpod_operator::{
-    api::validate::{Manifest, parse_manifests},
+    api::validate::{Manifest, ManifestError, parse_manifests},
     engine::{
         cost::{Usage, network_volume_per_month, workload_cost},
         prices::PriceCatalogue,
@@ -110,4 +110,39 @@ fn the_weights_volume_costs_seven_dollars_a_month() {
     };
     let monthly = network_volume_per_month(volume.spec.size_gb, &PriceCatalogue::builtin().storage);
     assert_eq!(monthly.to_string(), "7.00");
+}
+
+#[test]
+fn a_broken_file_gives_one_error_and_a_byte_order_mark_is_not_one() {
+    let config_map =
+        "apiVersion: v1\r\nkind: ConfigMap\r\nmetadata:\r\n  name: c\r\ndata:\r\n  a: b\r\n";
+    // Saved by a Windows editor: a byte-order mark and CRLF line ends.
+    let parsed = parse_manifests(&format!("\u{feff}{config_map}"), "bom.yaml")
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(parsed.len(), 1);
+    // A tab used for indentation, JSON with trailing garbage, binary bytes: one syntax error
+    // each, at once (the reader used to repeat the same error without end).
+    for (name, text) in [
+        (
+            "tab.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n\tname: c\n".to_string(),
+        ),
+        (
+            "garbage.json",
+            "{\"apiVersion\": \"v1\"} }}} trailing".to_string(),
+        ),
+        (
+            "binary.yaml",
+            String::from_utf8_lossy(&[0x00, 0xff, 0x1b, b':', b'\n', 0x07]).into_owned(),
+        ),
+    ] {
+        let errors = parse_manifests(&text, name).expect_err(name);
+        let yaml = errors
+            .iter()
+            .filter(|e| matches!(e, ManifestError::Yaml { .. }))
+            .count();
+        assert_eq!(yaml, 1, "{name}: {errors:?}");
+        assert!(errors.len() <= 2, "{name}: {errors:?}");
+        assert!(errors.iter().all(|e| e.to_string().contains(name)));
+    }
 }

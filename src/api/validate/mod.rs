@@ -95,6 +95,8 @@ pub enum Manifest {
 pub fn parse_manifests(text: &str, source_name: &str) -> Result<Vec<Manifest>, Vec<ManifestError>> {
     let mut manifests = Vec::new();
     let mut errors = Vec::new();
+    // Editors on Windows save a byte-order mark; it is not part of the YAML.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     for (i, document) in serde_norway::Deserializer::from_str(text).enumerate() {
         let index = i + 1;
         let value: Value = match serde::Deserialize::deserialize(document) {
@@ -106,7 +108,9 @@ pub fn parse_manifests(text: &str, source_name: &str) -> Result<Vec<Manifest>, V
                     index,
                     error: e.to_string(),
                 });
-                continue;
+                // After a syntax error the reader cannot find the next document: it would
+                // return the same error forever (and this loop would fill memory with it).
+                break;
             }
         };
         match check_document(&value, None) {
