@@ -6,7 +6,7 @@ use rust_decimal::{Decimal, prelude::ToPrimitive};
 use serde_json::{Value, json};
 
 use super::{Answer, query_param};
-use crate::sim::world::{Billed, DATA_CENTERS, Millis, Refusal, World, timestamp};
+use crate::sim::world::{Billed, DATA_CENTERS, MS_PER_HOUR, Millis, Refusal, World, timestamp};
 
 pub(super) fn money(amount: Decimal) -> Value {
     json!(amount.round_dp(10).to_f64().unwrap_or(0.0))
@@ -60,8 +60,6 @@ pub(super) fn catalog_dcs() -> Vec<Value> {
         })
         .collect()
 }
-
-pub(super) const MS_PER_HOUR: Millis = 3_600_000;
 
 pub(super) fn parse_time(text: &str) -> Option<Millis> {
     let t: jiff::Timestamp = text.parse().ok()?;

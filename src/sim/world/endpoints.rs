@@ -286,7 +286,8 @@ impl World {
                 ));
             }
         }
-        if let Some(unknown) = unknown_data_center(&json!(endpoint.data_centers)) {
+        if let Some(unknown) = unknown_data_center(endpoint.data_centers.iter().map(String::as_str))
+        {
             return Err(Refusal::new(
                 400,
                 format!("dataCenterIds: {unknown:?} is not a RunPod data centre"),

@@ -213,7 +213,13 @@ impl World {
                 ),
             ));
         }
-        if let Some(unknown) = unknown_data_center(&body["dataCenterIds"]) {
+        if let Some(unknown) = unknown_data_center(
+            body["dataCenterIds"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str),
+        ) {
             return Err(Refusal::new(
                 400,
                 format!("dataCenterIds: {unknown:?} is not a RunPod data centre"),
@@ -529,10 +535,8 @@ impl World {
 }
 
 /// The first id of a `dataCenterIds` list that is not a RunPod data centre.
-pub(super) fn unknown_data_center(ids: &Value) -> Option<String> {
-    ids.as_array()?
-        .iter()
-        .filter_map(Value::as_str)
+pub(super) fn unknown_data_center<'a>(ids: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    ids.into_iter()
         .find(|id| !DATA_CENTERS.contains(id))
         .map(String::from)
 }
