@@ -1,9 +1,8 @@
-//! The Argo CD health checks (Lua) against status fixtures for each outcome, run by a real
-//! Lua 5.1 interpreter (Argo CD's dialect). Needs `lua5.1`: CI installs it; locally these tests
-//! say they skipped when it is missing.
+//! The Argo CD health checks (Lua) against status fixtures for each outcome, run by an
+//! embedded Lua 5.1 interpreter (Argo CD's dialect, built from source by `mlua`): no system
+//! package, no skip.
 
-use std::process::Command;
-
+use mlua::{Lua, Value as LuaValue};
 use serde_json::{Value, json};
 
 const HEALTH: &str = concat!(
@@ -11,20 +10,7 @@ const HEALTH: &str = concat!(
     "/charts/runpod-operator/files/health"
 );
 
-fn lua() -> Option<&'static str> {
-    match Command::new("lua5.1").arg("-v").output() {
-        Ok(o) if o.status.success() => Some("lua5.1"),
-        _ if std::env::var_os("CI").is_some() => {
-            panic!("lua5.1 is required in CI: .ci/run installs it")
-        }
-        _ => {
-            eprintln!("SKIPPED: no lua5.1 (apt-get install lua5.1)");
-            None
-        }
-    }
-}
-
-/// A JSON value as a Lua literal.
+/// A JSON value as a Lua literal (JSON null is Lua nil, as Argo CD passes objects).
 fn to_lua(value: &Value) -> String {
     match value {
         Value::Null => "nil".into(),
@@ -45,22 +31,31 @@ fn to_lua(value: &Value) -> String {
     }
 }
 
-/// Runs a kind's health script on an object: `(status, message)`.
-fn health(lua: &str, kind: &str, obj: Value) -> (String, String) {
+/// Runs a kind's health script on an object as Argo CD does (the object as the global `obj`,
+/// the script as a function body that returns `hs`): `(status, message)`.
+fn health(kind: &str, obj: Value) -> (String, String) {
     let script = std::fs::read_to_string(format!("{HEALTH}/{kind}.lua")).unwrap();
-    let program = format!(
-        "obj = {}\nlocal function check()\n{script}\nend\nlocal hs = check()\nio.write(hs.status .. \"|\" .. (hs.message or \"\"))",
-        to_lua(&obj)
-    );
-    let output = Command::new(lua).args(["-e", &program]).output().unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let text = String::from_utf8(output.stdout).unwrap();
-    let (status, message) = text.split_once('|').unwrap();
-    (status.to_string(), message.to_string())
+    let lua = Lua::new();
+    lua.load(format!("obj = {}", to_lua(&obj))).exec().unwrap();
+    let hs: mlua::Table = lua
+        .load(script.as_str())
+        .set_name(kind)
+        .call(())
+        .unwrap_or_else(|e| panic!("{kind}.lua failed: {e}"));
+    let status: String = hs.get("status").unwrap();
+    let message = match hs.get::<LuaValue>("message").unwrap() {
+        LuaValue::Nil => String::new(),
+        LuaValue::String(s) => s.to_str().unwrap().to_string(),
+        other => panic!("{kind}.lua: message is a {}", other.type_name()),
+    };
+    (status, message)
+}
+
+#[test]
+fn the_interpreter_is_lua_5_1() {
+    let lua = Lua::new();
+    let version: String = lua.globals().get("_VERSION").unwrap();
+    assert_eq!(version, "Lua 5.1");
 }
 
 fn condition(kind: &str, status: bool, reason: &str, message: &str) -> Value {
@@ -77,7 +72,6 @@ fn object(spec: Value, generation: i64, observed: Option<i64>, conditions: Vec<V
 
 #[test]
 fn a_workload_is_healthy_when_ready_for_the_latest_spec() {
-    let Some(lua) = lua() else { return };
     let obj = object(
         json!({}),
         3,
@@ -90,14 +84,13 @@ fn a_workload_is_healthy_when_ready_for_the_latest_spec() {
         )],
     );
     assert_eq!(
-        health(lua, "GpuWorkload", obj),
+        health("GpuWorkload", obj),
         ("Healthy".into(), "RunPod matches the spec".into())
     );
 }
 
 #[test]
 fn a_workload_is_progressing_while_reconciling_or_behind_or_new() {
-    let Some(lua) = lua() else { return };
     let reconciling = object(
         json!({}),
         2,
@@ -108,7 +101,7 @@ fn a_workload_is_progressing_while_reconciling_or_behind_or_new() {
         ],
     );
     assert_eq!(
-        health(lua, "GpuWorkload", reconciling),
+        health("GpuWorkload", reconciling),
         ("Progressing".into(), "create pod rpo-ml-w".into())
     );
     let behind = object(
@@ -118,19 +111,18 @@ fn a_workload_is_progressing_while_reconciling_or_behind_or_new() {
         vec![condition("Ready", true, "InSync", "")],
     );
     assert_eq!(
-        health(lua, "GpuWorkload", behind).0,
+        health("GpuWorkload", behind).0,
         "Progressing",
         "observedGeneration lags"
     );
     assert_eq!(
-        health(lua, "GpuWorkload", object(json!({}), 1, None, vec![])).0,
+        health("GpuWorkload", object(json!({}), 1, None, vec![])).0,
         "Progressing"
     );
 }
 
 #[test]
 fn a_workload_is_degraded_when_stalled() {
-    let Some(lua) = lua() else { return };
     let message = "worst case 82.16 USD/h for the account exceeds the account cap 80.00 USD/h";
     let obj = object(
         json!({}),
@@ -142,23 +134,22 @@ fn a_workload_is_degraded_when_stalled() {
         ],
     );
     assert_eq!(
-        health(lua, "GpuWorkload", obj),
+        health("GpuWorkload", obj),
         ("Degraded".into(), message.into())
     );
 }
 
 #[test]
 fn a_workload_is_suspended_when_paused_stopped_or_held_down_by_policy() {
-    let Some(lua) = lua() else { return };
     let paused = object(json!({"managementPolicy": "Paused"}), 1, Some(1), vec![]);
-    assert_eq!(health(lua, "GpuWorkload", paused).0, "Suspended");
+    assert_eq!(health("GpuWorkload", paused).0, "Suspended");
     let stopped = object(
         json!({"state": "Stopped"}),
         1,
         Some(1),
         vec![condition("Ready", true, "InSync", "")],
     );
-    assert_eq!(health(lua, "GpuWorkload", stopped).0, "Suspended");
+    assert_eq!(health("GpuWorkload", stopped).0, "Suspended");
     let credit = object(
         json!({}),
         1,
@@ -171,7 +162,7 @@ fn a_workload_is_suspended_when_paused_stopped_or_held_down_by_policy() {
         )],
     );
     assert_eq!(
-        health(lua, "GpuWorkload", credit),
+        health("GpuWorkload", credit),
         (
             "Suspended".into(),
             "credit policy: the balance covers less than 24 hours".into()
@@ -181,14 +172,13 @@ fn a_workload_is_suspended_when_paused_stopped_or_held_down_by_policy() {
 
 #[test]
 fn a_network_volume_follows_the_same_rules() {
-    let Some(lua) = lua() else { return };
     let ready = object(
         json!({}),
         1,
         Some(1),
         vec![condition("Ready", true, "InSync", "ok")],
     );
-    assert_eq!(health(lua, "NetworkVolume", ready).0, "Healthy");
+    assert_eq!(health("NetworkVolume", ready).0, "Healthy");
     let immutable = object(
         json!({}),
         2,
@@ -201,12 +191,11 @@ fn a_network_volume_follows_the_same_rules() {
         )],
     );
     assert_eq!(
-        health(lua, "NetworkVolume", immutable),
+        health("NetworkVolume", immutable),
         ("Degraded".into(), "a volume cannot move".into())
     );
     assert_eq!(
         health(
-            lua,
             "NetworkVolume",
             object(json!({"managementPolicy": "Paused"}), 1, Some(1), vec![])
         )
@@ -214,14 +203,13 @@ fn a_network_volume_follows_the_same_rules() {
         "Suspended"
     );
     assert_eq!(
-        health(lua, "NetworkVolume", object(json!({}), 1, None, vec![])).0,
+        health("NetworkVolume", object(json!({}), 1, None, vec![])).0,
         "Progressing"
     );
 }
 
 #[test]
 fn an_account_is_degraded_without_a_working_key_or_on_a_short_runway() {
-    let Some(lua) = lua() else { return };
     let healthy = object(
         json!({}),
         1,
@@ -233,7 +221,7 @@ fn an_account_is_degraded_without_a_working_key_or_on_a_short_runway() {
             "RunPod answers with this key",
         )],
     );
-    assert_eq!(health(lua, "RunPodAccount", healthy).0, "Healthy");
+    assert_eq!(health("RunPodAccount", healthy).0, "Healthy");
     let no_key = object(
         json!({}),
         1,
@@ -245,7 +233,7 @@ fn an_account_is_degraded_without_a_working_key_or_on_a_short_runway() {
             "Secret runpod-operator/runpod-api-key does not exist",
         )],
     );
-    assert_eq!(health(lua, "RunPodAccount", no_key).0, "Degraded");
+    assert_eq!(health("RunPodAccount", no_key).0, "Degraded");
     let low = object(
         json!({}),
         1,
@@ -261,7 +249,7 @@ fn an_account_is_degraded_without_a_working_key_or_on_a_short_runway() {
         ],
     );
     assert_eq!(
-        health(lua, "RunPodAccount", low),
+        health("RunPodAccount", low),
         ("Degraded".into(), "the balance lasts 5.0 hours".into())
     );
 }

@@ -1,7 +1,8 @@
 //! The Helm chart: its CRDs are `crds/`; rendered with default and non-default values it is
 //! hardened as promised; its RBAC grants exactly what the controller uses; bad values fail.
-//! Needs `helm` (from `HELM` or the PATH): CI installs it; locally these tests say they
-//! skipped when it is missing.
+//! Needs `helm` (from `HELM` or the PATH; `.ci/run` installs it). Where the build finds no
+//! helm (`build.rs`), the tests that render are compiled as ignored and `cargo test` counts
+//! them in its summary.
 
 use std::{collections::BTreeSet, path::Path, process::Command};
 
@@ -10,20 +11,8 @@ use serde_json::Value;
 
 const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/runpod-operator");
 
-fn helm() -> Option<String> {
-    let candidate = std::env::var("HELM").unwrap_or_else(|_| "helm".to_string());
-    match Command::new(&candidate).arg("version").output() {
-        Ok(o) if o.status.success() => Some(candidate),
-        _ if std::env::var_os("CI").is_some() => {
-            panic!("helm is required in CI: .ci/run installs it")
-        }
-        _ => {
-            eprintln!(
-                "SKIPPED: no helm binary (set HELM or put helm on the PATH; .ci/run installs it)"
-            );
-            None
-        }
-    }
+fn helm() -> String {
+    std::env::var("HELM").unwrap_or_else(|_| "helm".to_string())
 }
 
 fn render(helm: &str, args: &[&str]) -> Result<Vec<Value>, String> {
@@ -67,8 +56,12 @@ fn the_charts_crds_are_the_generated_ones() {
 }
 
 #[test]
+#[cfg_attr(
+    helm_missing,
+    ignore = "needs helm: set HELM or put helm on the PATH (.ci/run installs it)"
+)]
 fn the_rbac_grants_exactly_what_the_controller_uses() {
-    let Some(helm) = helm() else { return };
+    let helm = helm();
     let docs = render(&helm, &[]).unwrap();
     let grants = |role_kind: &str| -> BTreeSet<(String, String, String)> {
         kind(&docs, role_kind)
@@ -113,8 +106,12 @@ fn the_rbac_grants_exactly_what_the_controller_uses() {
 }
 
 #[test]
+#[cfg_attr(
+    helm_missing,
+    ignore = "needs helm: set HELM or put helm on the PATH (.ci/run installs it)"
+)]
 fn the_deployment_is_hardened_probed_and_led_by_one_of_two() {
-    let Some(helm) = helm() else { return };
+    let helm = helm();
     let docs = render(&helm, &[]).unwrap();
     let deployment = kind(&docs, "Deployment")[0];
     let pod = &deployment["spec"]["template"]["spec"];
@@ -165,8 +162,12 @@ fn the_deployment_is_hardened_probed_and_led_by_one_of_two() {
 }
 
 #[test]
+#[cfg_attr(
+    helm_missing,
+    ignore = "needs helm: set HELM or put helm on the PATH (.ci/run installs it)"
+)]
 fn non_default_values_render_the_optional_parts() {
-    let Some(helm) = helm() else { return };
+    let helm = helm();
     let docs = render(
         &helm,
         &[
@@ -205,8 +206,12 @@ fn non_default_values_render_the_optional_parts() {
 }
 
 #[test]
+#[cfg_attr(
+    helm_missing,
+    ignore = "needs helm: set HELM or put helm on the PATH (.ci/run installs it)"
+)]
 fn bad_values_fail_at_install_with_the_field() {
-    let Some(helm) = helm() else { return };
+    let helm = helm();
     let err = render(&helm, &["--set", "logFormat=xml"]).unwrap_err();
     assert!(err.contains("/logFormat"), "{err}");
     let err = render(
