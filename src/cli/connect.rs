@@ -49,6 +49,18 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// Lists the account's registry credentials too when a workload of `ws` uses a private
+    /// registry (an account without one pays no fourth list).
+    pub fn read_registries_for(&self, ws: &crate::reconcile::Workspace) {
+        if ws
+            .workloads
+            .iter()
+            .any(|w| w.spec.registry_credentials.is_some())
+        {
+            self.inventory.want_registries();
+        }
+    }
+
     /// The prices to plan with: RunPod's catalogue over the built-in snapshot, read once per
     /// command. When the catalogue cannot be read, the snapshot, with a warning on stderr.
     pub async fn prices(&self) -> PriceCatalogue {

@@ -279,6 +279,7 @@ pub(super) fn run_plan(args: &PlanArgs) -> Result<ExitCode, CliError> {
     workspace::require_secrets(&ws)?;
     runtime()?.block_on(async {
         let conn = super::connect::connect(&args.common.runpod, &ws.account).await?;
+        conn.read_registries_for(&ws);
         let prices = conn.prices().await;
         conn.inventory.refresh().await.map_err(CliError::RunPod)?;
         let items = plan_workspace(&ws, &conn.inventory.snapshot(), &prices, now());
@@ -390,6 +391,7 @@ pub(super) fn run_apply(args: &ApplyArgs) -> Result<ExitCode, CliError> {
     workspace::require_secrets(&ws)?;
     runtime()?.block_on(async {
         let conn = super::connect::connect(&args.common.runpod, &ws.account).await?;
+        conn.read_registries_for(&ws);
         let prices = conn.prices().await;
         conn.inventory.refresh().await.map_err(CliError::RunPod)?;
         let items = plan_workspace(&ws, &conn.inventory.snapshot(), &prices, now());
@@ -499,6 +501,7 @@ pub(super) fn run_audit(args: &AuditArgs) -> Result<ExitCode, CliError> {
     workspace::require_secrets(&ws)?;
     runtime()?.block_on(async {
         let conn = super::connect::connect(&args.common.runpod, &ws.account).await?;
+        conn.read_registries_for(&ws);
         let prices = conn.prices().await;
         conn.inventory.refresh().await.map_err(CliError::RunPod)?;
         let snapshot = conn.inventory.snapshot();

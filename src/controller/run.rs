@@ -334,11 +334,15 @@ pub async fn controllers(
                 .into_iter()
                 .filter(|w| {
                     w.namespace().unwrap_or_default() == namespace
-                        && w.spec.env.iter().any(|e| {
+                        && (w.spec.env.iter().any(|e| {
                             e.value_from
                                 .as_ref()
                                 .is_some_and(|f| f.secret_key_ref.name == name)
-                        })
+                        }) || w
+                            .spec
+                            .registry_credentials
+                            .as_ref()
+                            .is_some_and(|r| r.name == name))
                 })
                 .map(|w| ObjectRef::from_obj(&*w))
                 .collect::<Vec<_>>()

@@ -76,8 +76,9 @@ pub fn error_policy(workload: Arc<GpuWorkload>, error: &Error, ctx: Arc<Context>
     }
 }
 
-/// The Secrets a workload's env reads, by name -> key -> value. Missing ones are left out:
-/// the engine reports it is waiting for them.
+/// The Secrets a workload reads (its env, its registry login), by name -> key -> value.
+/// Missing ones are left out: the engine reports what it waits for, or that the registry
+/// Secret is missing.
 async fn env_secrets(
     w: &GpuWorkload,
     ctx: &Context,
@@ -94,6 +95,12 @@ async fn env_secrets(
                 .as_ref()
                 .map(|f| f.secret_key_ref.name.as_str())
         })
+        .chain(
+            w.spec
+                .registry_credentials
+                .as_ref()
+                .map(|r| r.name.as_str()),
+        )
         .collect();
     for name in names {
         let secret = api.get_opt(name).await.map_err(|source| Error::Kube {
@@ -224,6 +231,9 @@ async fn apply(w: Arc<GpuWorkload>, ctx: &Context) -> Result<Action, Error> {
     }
 
     let runtime = ctx.runtimes.get(&ctx.client, &account).await?;
+    if w.spec.registry_credentials.is_some() {
+        runtime.inventory.want_registries();
+    }
     let fresh = runtime.inventory.ensure_fresh().await;
     // Waiting on RunPod (provisioning, starting): read this workload's own object again, so
     // it turns Ready when RunPod says so, not on the next account-wide resync.
@@ -434,6 +444,9 @@ async fn cleanup(w: Arc<GpuWorkload>, ctx: &Context) -> Result<Action, Error> {
     let name = account_name(w.spec.account_ref.as_ref());
     let account = ctx.account(&name).ok_or(Error::AccountMissing(name))?;
     let runtime = ctx.runtimes.get(&ctx.client, &account).await?;
+    if w.spec.registry_credentials.is_some() {
+        runtime.inventory.want_registries();
+    }
     // Deleting acts on what RunPod holds now, not on a cached view.
     runtime.inventory.refresh().await?;
     let snapshot = runtime.inventory.snapshot();

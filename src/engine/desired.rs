@@ -4,7 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use super::{identity::OWNER_ENV, prices::PriceCatalogue};
+use super::{
+    identity::OWNER_ENV,
+    prices::PriceCatalogue,
+    registry::{self, DesiredRegistry},
+};
 use crate::{
     api::{
         Cloud, DesiredState, FlashBoot, GpuWorkloadSpec, ScalerType, WorkloadType,
@@ -76,6 +80,8 @@ pub struct DesiredContainer {
     pub ports: Vec<String>,
     /// Environment, owner marker included.
     pub env: BTreeMap<String, String>,
+    /// The registry credential a private image needs.
+    pub registry: Option<DesiredRegistry>,
 }
 
 /// A pod as RunPod should run it.
@@ -181,11 +187,24 @@ pub fn desired(
             Ok(_) => {}
         }
     }
-    if spec.registry_credentials.is_some() {
-        errors.push(invalid(
-            "spec.registryCredentials",
-            "private registries are not supported by this version of the operator yet: use a public image, or remove the field",
-        ));
+    // A private image: the login comes from a Secret. A missing or unreadable Secret stalls
+    // the workload (a human must fix it); nothing is created without the login.
+    let mut registry = None;
+    if let Some(reference) = &spec.registry_credentials {
+        let path = "spec.registryCredentials.name";
+        match refs.secrets.get(&reference.name) {
+            None => errors.push(invalid(
+                path,
+                format!(
+                    "Secret {:?} is not there: create it in the workload's namespace (kubectl create secret docker-registry {} --docker-server=... --docker-username=... --docker-password=...), or fix the name",
+                    reference.name, reference.name
+                ),
+            )),
+            Some(data) => match registry::desired_registry(owner, &reference.name, data, &spec.image) {
+                Ok(r) => registry = Some(r),
+                Err(message) => errors.push(invalid(path, message)),
+            },
+        }
     }
 
     let mut env = BTreeMap::new();
@@ -286,6 +305,7 @@ pub fn desired(
         disk: spec.container_disk_gb.unwrap_or(DEFAULT_CONTAINER_DISK_GB),
         ports: spec.ports.clone(),
         env,
+        registry,
     };
     let name = owner.runpod_name();
 

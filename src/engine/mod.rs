@@ -20,5 +20,6 @@ pub mod index;
 pub mod model;
 pub mod plan;
 pub mod prices;
+pub mod registry;
 pub mod status;
 pub mod totals;

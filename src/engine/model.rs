@@ -70,6 +70,9 @@ pub fn apply(
                 if let Some(v) = &request.name {
                     pod.name = v.clone();
                 }
+                if let Some(v) = &request.registry {
+                    pod.registry = v.clone();
+                }
             }
         }
         Action::StartPod { id } => set_status(pods, id, "RUNNING"),
@@ -94,6 +97,7 @@ pub fn apply(
             network_volumes: request.network_volumes.clone(),
             timeout: request.timeout.unwrap_or(0),
             flashboot: request.flashboot.clone(),
+            registry: request.registry.clone(),
         }),
         Action::UpdateEndpoint { id, request, .. } => {
             if let Some(e) = endpoints.iter_mut().find(|e| &e.id == id) {
@@ -132,11 +136,17 @@ pub fn apply(
                 if let Some(v) = &request.name {
                     e.name = v.clone();
                 }
+                if let Some(v) = &request.registry {
+                    e.registry = v.clone();
+                }
             }
         }
         Action::DeleteEndpoint { id, .. } => endpoints.retain(|e| &e.id != id),
-        // Volumes are planned on their own; the model tracks pods and endpoints.
-        Action::CreateVolume { .. }
+        // Volumes and registry credentials are planned on their own; the model tracks pods
+        // and endpoints.
+        Action::CreateRegistry { .. }
+        | Action::DeleteRegistry { .. }
+        | Action::CreateVolume { .. }
         | Action::UpdateVolume { .. }
         | Action::DeleteVolume { .. }
         | Action::Wait { .. } => {}

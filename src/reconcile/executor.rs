@@ -8,7 +8,10 @@
 use super::inventory::Inventory;
 use crate::{
     engine::plan::Action,
-    runpod::{ErrorClass, types::PodAction},
+    runpod::{
+        ErrorClass,
+        types::{CreateRegistry, PodAction},
+    },
 };
 
 /// What happened to an action.
@@ -162,6 +165,39 @@ pub async fn execute(action: &Action, inventory: &Inventory) -> Outcome {
             let outcome = gone_is_done(client.delete_network_volume(id).await, id);
             if matches!(outcome, Outcome::Done(_)) {
                 inventory.remove_volume(id);
+            }
+            outcome
+        }
+        Action::CreateRegistry {
+            name,
+            username,
+            password,
+            ..
+        } => {
+            let request = CreateRegistry {
+                name: name.clone(),
+                username: username.clone(),
+                password: password.expose().to_string(),
+            };
+            match client.create_registry(&request).await {
+                Ok(registry) => {
+                    let id = registry.id.clone();
+                    inventory.put_registry(registry);
+                    Outcome::Done(id)
+                }
+                // Names are unique at RunPod: a retry of a create that did happen is refused,
+                // never doubled. Either way, read the list again before going on.
+                Err(e) if e.class() == ErrorClass::OutcomeUnknown => unknown(e),
+                Err(e) => {
+                    inventory.mark_stale();
+                    Outcome::Failed(e)
+                }
+            }
+        }
+        Action::DeleteRegistry { id, .. } => {
+            let outcome = gone_is_done(client.delete_registry(id).await, id);
+            if matches!(outcome, Outcome::Done(_)) {
+                inventory.remove_registry(id);
             }
             outcome
         }

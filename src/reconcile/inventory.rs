@@ -23,7 +23,7 @@ use crate::{
     },
     runpod::{
         Client, Error,
-        types::{Account, Endpoint, NetworkVolume, Pod},
+        types::{Account, Endpoint, Health, NetworkVolume, Pod, Registry},
     },
 };
 
@@ -44,6 +44,9 @@ pub struct Snapshot {
     pub volumes: Vec<NetworkVolume>,
     /// Balance, spend per hour, spend limit.
     pub account: Option<Account>,
+    /// Registry credentials, name -> id; `None` when not listed (see
+    /// [`Inventory::want_registries`]).
+    pub registries: Option<std::collections::BTreeMap<String, String>>,
     index: Index,
 }
 
@@ -61,6 +64,7 @@ impl PartialEq for Snapshot {
             && self.endpoints == other.endpoints
             && self.volumes == other.volumes
             && self.account == other.account
+            && self.registries == other.registries
     }
 }
 
@@ -81,10 +85,24 @@ impl Snapshot {
             endpoints,
             volumes,
             account,
+            registries: None,
             index: Index::default(),
         };
         snapshot.reindex();
         snapshot
+    }
+
+    /// The same snapshot with the account's registry credentials listed.
+    #[must_use]
+    pub fn with_registries(mut self, registries: Vec<Registry>) -> Self {
+        self.registries = Some(registries.into_iter().map(|r| (r.name, r.id)).collect());
+        self
+    }
+
+    /// Whether any pod or endpoint uses a registry credential.
+    fn uses_registries(&self) -> bool {
+        self.pods.iter().any(|p| p.registry.is_some())
+            || self.endpoints.iter().any(|e| e.registry.is_some())
     }
 
     /// Builds the index again, after the lists changed.
@@ -111,6 +129,7 @@ impl Snapshot {
                 pods: &self.index.pods,
                 endpoints: &self.index.endpoints,
             }),
+            registries: self.registries.as_ref(),
         }
     }
 
@@ -160,6 +179,8 @@ enum Write {
     EndpointGone(String),
     Volume(NetworkVolume),
     VolumeGone(String),
+    Registry(Registry),
+    RegistryGone(String),
 }
 
 impl Write {
@@ -180,6 +201,16 @@ impl Write {
                 snapshot.volumes.push(volume.clone());
             }
             Self::VolumeGone(id) => snapshot.volumes.retain(|v| &v.id != id),
+            Self::Registry(registry) => {
+                let list = snapshot.registries.get_or_insert_default();
+                list.retain(|_, id| *id != registry.id);
+                list.insert(registry.name.clone(), registry.id.clone());
+            }
+            Self::RegistryGone(gone) => {
+                if let Some(list) = snapshot.registries.as_mut() {
+                    list.retain(|_, id| id != gone);
+                }
+            }
         }
     }
 }
@@ -212,6 +243,11 @@ struct State {
     /// Moves on every reservation and release, so a reconcile that planned against an older
     /// ledger plans again.
     ledger_version: u64,
+    /// Whether refreshes list the registry credentials (a workload asked, or an object uses
+    /// one): an account without private images pays no fourth list.
+    want_registries: bool,
+    /// The last health read of each endpoint, and when.
+    health: std::collections::HashMap<String, (Instant, Health)>,
 }
 
 /// The cached view of one account.
@@ -242,6 +278,8 @@ impl Inventory {
                 sent: Vec::new(),
                 looks: 0,
                 ledger_version: 0,
+                want_registries: false,
+                health: std::collections::HashMap::new(),
             }),
             refreshing: tokio::sync::Mutex::new(()),
         }
@@ -265,14 +303,18 @@ impl Inventory {
         let endpoints = self.client.list_endpoints().await?;
         let volumes = self.client.list_network_volumes().await?;
         let account = self.client.account().await.ok();
-        let mut state = lock(&self.state);
         let mut snapshot = Snapshot {
             pods,
             endpoints,
             volumes,
             account,
+            registries: None,
             index: Index::default(),
         };
+        if lock(&self.state).want_registries || snapshot.uses_registries() {
+            snapshot = snapshot.with_registries(self.client.list_registries().await?);
+        }
+        let mut state = lock(&self.state);
         // What was written while the lists were read may be missing from them: lay it over.
         for (_, write) in state.writes.iter().filter(|(seq, _)| *seq > began) {
             write.apply(&mut snapshot);
@@ -419,6 +461,62 @@ impl Inventory {
     /// Forgets a deleted volume.
     pub fn remove_volume(&self, id: &str) {
         self.record(Write::VolumeGone(id.to_string()));
+    }
+
+    /// Records a registry credential a create returned.
+    pub fn put_registry(&self, registry: Registry) {
+        self.record(Write::Registry(registry));
+    }
+
+    /// Forgets a deleted registry credential.
+    pub fn remove_registry(&self, id: &str) {
+        self.record(Write::RegistryGone(id.to_string()));
+    }
+
+    /// From now on refreshes list the registry credentials too; if the current snapshot lacks
+    /// them, the next [`Inventory::ensure_fresh`] reads RunPod.
+    pub fn want_registries(&self) {
+        let mut state = lock(&self.state);
+        if !state.want_registries {
+            state.want_registries = true;
+            if state.snapshot.registries.is_none() {
+                state.seq += 1;
+                state.stale_at = Some(state.seq);
+            }
+        }
+    }
+
+    /// An endpoint's live worker and job counters (`/v2/{id}/health`), read at most once per
+    /// resync interval; on a failed read, the last one known (or `None`).
+    pub async fn endpoint_health(&self, id: &str) -> Option<Health> {
+        {
+            let state = lock(&self.state);
+            if let Some((at, health)) = state.health.get(id)
+                && at.elapsed() < self.resync
+            {
+                return Some(*health);
+            }
+        }
+        match self.client.endpoint_health(id).await {
+            Ok(health) => {
+                let mut state = lock(&self.state);
+                // Forget endpoints that are gone, so the map stays the size of the account.
+                if state.health.len() > 2 * state.snapshot.endpoints.len() + 16 {
+                    let live: std::collections::HashSet<String> = state
+                        .snapshot
+                        .endpoints
+                        .iter()
+                        .map(|e| e.id.clone())
+                        .collect();
+                    state.health.retain(|k, _| live.contains(k));
+                }
+                state
+                    .health
+                    .insert(id.to_string(), (Instant::now(), health));
+                Some(health)
+            }
+            Err(_) => lock(&self.state).health.get(id).map(|(_, h)| *h),
+        }
     }
 
     // ---- the spending ledger ------------------------------------------------------------------

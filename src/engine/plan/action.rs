@@ -6,7 +6,7 @@ use rust_decimal::Decimal;
 
 use crate::{
     api::DriftEntry,
-    engine::{conditions::Verdict, cost::WorkloadCost},
+    engine::{conditions::Verdict, cost::WorkloadCost, registry::Sensitive},
     runpod::types::{
         CreateEndpoint, CreateNetworkVolume, CreatePod, UpdateEndpoint, UpdateNetworkVolume,
         UpdatePod,
@@ -105,6 +105,27 @@ pub enum Action {
         /// Why.
         reason: String,
     },
+    /// Create a registry credential (RunPod keeps the password write-only).
+    CreateRegistry {
+        /// Its name: the owner's prefix and a digest of the login.
+        name: String,
+        /// The registry host, for messages.
+        server: String,
+        /// User name.
+        username: String,
+        /// Password or token: never serialized, `[REDACTED]` in Debug.
+        #[serde(skip)]
+        password: Sensitive,
+    },
+    /// Delete a registry credential nothing uses any more.
+    DeleteRegistry {
+        /// Credential id.
+        id: String,
+        /// Its name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
     /// Nothing to send; look again later.
     Wait {
         /// Why.
@@ -188,6 +209,12 @@ impl Action {
                 request.size.unwrap_or_default()
             ),
             Self::DeleteVolume { id, reason } => format!("delete network volume {id}: {reason}"),
+            Self::CreateRegistry { name, server, .. } => {
+                format!("create registry credential {name} for {server}")
+            }
+            Self::DeleteRegistry { id, name, reason } => {
+                format!("delete registry credential {id} ({name}): {reason}")
+            }
             Self::Wait { reason, .. } => format!("wait: {reason}"),
         }
     }

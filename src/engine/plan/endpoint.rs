@@ -208,6 +208,7 @@ pub(super) fn plan_endpoint(
     };
 
     draft.runpod_id = Some(endpoint.id.clone());
+    draft.object_registry = Some((false, endpoint.registry.clone()));
     draft.state = Some(format!(
         "{} active / {} max",
         endpoint.workers.min.unwrap_or(0),

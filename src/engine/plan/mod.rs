@@ -38,13 +38,15 @@ mod drift;
 mod endpoint;
 mod money;
 mod pod;
+mod registry;
 mod volume;
 
 pub use action::{Action, Plan, Spend};
 pub use money::{Money, Pending, credit_order, credit_victims, credit_victims_ranked};
+pub use registry::plan_registry_delete;
 pub use volume::{VolumePlan, plan_volume, plan_volume_delete};
 
-use std::time::Duration;
+use std::{collections::BTreeMap, time::Duration};
 
 use k8s_openapi::jiff::Timestamp;
 use rust_decimal::{Decimal, prelude::*};
@@ -118,6 +120,9 @@ pub struct Observed<'a> {
     /// Where each pod and endpoint is, when the inventory keeps an index: a workload's own
     /// objects are then found by look-up, not by a scan of the account. `None` scans.
     pub index: Option<ObservedIndex<'a>>,
+    /// The account's registry credentials, name -> id; `None` when they were not listed
+    /// (then a workload with a private image waits, and no credential is deleted).
+    pub registries: Option<&'a BTreeMap<String, String>>,
 }
 
 /// The indexes of [`Observed`]'s two lists.
@@ -136,6 +141,7 @@ impl<'a> Observed<'a> {
             pods,
             endpoints,
             index: None,
+            registries: None,
         }
     }
 }
@@ -214,6 +220,9 @@ struct Draft {
     suspended: Option<String>,
     /// The spending action asked for, approved or refused.
     spend: Option<Spend>,
+    /// Once the tracked object is found: whether it is a pod, and the registry credential it
+    /// uses now.
+    object_registry: Option<(bool, Option<String>)>,
 }
 
 impl Draft {
@@ -229,6 +238,7 @@ impl Draft {
             stalled: None,
             suspended: None,
             spend: None,
+            object_registry: None,
         }
     }
 
@@ -303,6 +313,16 @@ pub fn plan(desired: &Desired, observed: Observed<'_>, ctx: &Context<'_>) -> Pla
                 plan_endpoint(endpoint, observed, ctx, cost.as_ref(), &mut draft)
             }
         }
+        let container = match desired {
+            Desired::Pod(pod) => &pod.container,
+            Desired::Endpoint(endpoint) => &endpoint.container,
+        };
+        registry::plan_registry(
+            container.registry.as_ref(),
+            observed.registries,
+            ctx.owner,
+            &mut draft,
+        );
     }
     finish(draft, ctx, cost, management)
 }
@@ -428,7 +448,8 @@ fn finish(
     }
 }
 
-/// What deleting the workload does on RunPod. Never reads the spec's validity: a broken spec
+/// What deleting the workload does on RunPod: its pods and endpoints, then its registry
+/// credentials (run the actions in order). Never reads the spec's validity: a broken spec
 /// cannot wedge deletion. `orphan` leaves everything.
 pub fn plan_delete(
     owner: &Owner,
@@ -464,5 +485,7 @@ pub fn plan_delete(
                 reason: "the GpuWorkload was deleted".to_string(),
             }),
     );
+    // Its registry credentials last: run in order, the objects that use them are gone by then.
+    actions.extend(plan_registry_delete(owner, observed.registries, false));
     actions
 }

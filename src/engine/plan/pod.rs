@@ -195,6 +195,7 @@ pub(super) fn plan_pod(
     };
 
     draft.runpod_id = Some(pod.id.clone());
+    draft.object_registry = Some((true, pod.registry.clone()));
     draft.state = Some(pod.status.clone());
     draft.current_per_hour = decimal(pod.cost);
     draft.drift = pod_drift(desired, pod);

@@ -191,6 +191,9 @@ pub struct UpdatePod {
     /// Lock or unlock.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub locked: Option<bool>,
+    /// Registry credential id; `Some(None)` sends `null` (no credential). Resets the pod.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registry: Option<Option<String>>,
 }
 
 /// Pod lifecycle actions.
@@ -249,6 +252,9 @@ pub struct Endpoint {
     /// FlashBoot mode.
     #[serde(default)]
     pub flashboot: String,
+    /// Registry credential id.
+    #[serde(default)]
+    pub registry: Option<String>,
 }
 
 /// An endpoint's GPUs.
@@ -383,6 +389,9 @@ pub struct UpdateEndpoint {
     /// FlashBoot mode.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub flashboot: Option<String>,
+    /// Registry credential id; `Some(None)` sends `null` (no credential).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registry: Option<Option<String>>,
 }
 
 /// `ListEndpointWorkersResponse`.

@@ -49,6 +49,8 @@ pub(super) fn admin(
                     "pods": account.pods.values().map(|p| world.pod_json(p)).collect::<Vec<_>>(),
                     "endpoints": account.endpoints.values().map(|e| world.endpoint_json(e)).collect::<Vec<_>>(),
                     "networkVolumes": account.volumes.values().map(World::volume_json).collect::<Vec<_>>(),
+                    "registries": account.registries.values().map(|r| json!({"id": r.id, "name": r.name})).collect::<Vec<_>>(),
+                    "podErrors": account.pods.keys().filter_map(|id| Some((id.clone(), world.pod_errors.get(id)?.clone()))).collect::<std::collections::BTreeMap<_, _>>(),
                 }),
             )
         }
@@ -129,6 +131,22 @@ pub(super) fn admin(
             Answer::empty(204)
         }
         ("POST", "prices") => set_price(sim, &body, decimal),
+        ("POST", "images") => {
+            let field = |f: &str| body[f].as_str().filter(|v| !v.is_empty());
+            let (Some(image), Some(username), Some(password)) =
+                (field("image"), field("username"), field("password"))
+            else {
+                return Answer::problem(400, "image, username and password are required");
+            };
+            sim.world().private_images.insert(
+                crate::sim::world::repository(image).to_string(),
+                crate::sim::world::PrivateImage {
+                    username: username.to_string(),
+                    password: password.to_string(),
+                },
+            );
+            Answer::empty(204)
+        }
         ("POST", "serverless") => {
             let mut world = sim.world();
             let ms = |v: &Value| v.as_f64().and_then(millis_from_seconds);

@@ -193,11 +193,22 @@ pub(super) fn record(sim: &Sim, method: &str, path: String, status: u16, body: &
     if log.len() >= REQUEST_LOG_LIMIT {
         log.drain(..REQUEST_LOG_LIMIT / 2);
     }
+    let mut text = (!body.is_empty()).then(|| String::from_utf8_lossy(body).into_owned());
+    // A registry password is write-only at RunPod: the log keeps the request without it.
+    if path.starts_with("/v2/registries")
+        && let Some(Ok(mut json)) = text
+            .as_deref()
+            .map(serde_json::from_str::<serde_json::Value>)
+        && let Some(password) = json.get_mut("password")
+    {
+        *password = serde_json::Value::String("[REDACTED]".into());
+        text = Some(json.to_string());
+    }
     log.push(RequestRecord {
         method: method.to_string(),
         path,
         status,
-        body: (!body.is_empty()).then(|| String::from_utf8_lossy(body).into_owned()),
+        body: text,
     });
 }
 

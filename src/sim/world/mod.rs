@@ -38,6 +38,7 @@ pub use billing::{Amounts, Billed, Meter};
 pub use endpoints::{Endpoint, Workers};
 pub use pods::{Container, Mount, Pod, PodStatus};
 pub use registries::Registry;
+pub use registries::{PrivateImage, repository};
 pub use render::{EndpointView, PodView};
 pub use volumes::Volume;
 
@@ -233,6 +234,11 @@ pub struct World {
     /// workers. The others have nothing to step, so a request costs what is live, not the
     /// size of the account.
     live: BTreeSet<(String, String)>,
+    /// Private image repositories and the login each takes (`POST /_sim/images`).
+    pub private_images: BTreeMap<String, registries::PrivateImage>,
+    /// Why a pod failed to start (`ERROR`), by pod id: REST v2 has no field for it, so the
+    /// simulator shows it in `/_sim/state`.
+    pub pod_errors: BTreeMap<String, String>,
 }
 
 type PlaceList = std::sync::Arc<[(String, String)]>;
@@ -311,6 +317,8 @@ impl World {
             timing: Timing::default(),
             places: Places::default(),
             live: BTreeSet::new(),
+            private_images: BTreeMap::new(),
+            pod_errors: BTreeMap::new(),
         }
     }
 
@@ -450,6 +458,32 @@ impl World {
 
     fn finish_boots(&mut self) {
         let now = self.now;
+        // Booted pods whose image cannot be pulled: they end in ERROR, not RUNNING.
+        let mut failed = Vec::new();
+        if !self.private_images.is_empty() {
+            for (key, account) in &self.accounts {
+                for pod in account.pods.values() {
+                    if pod.boot_done_at.is_some_and(|t| t <= now)
+                        && let Some(why) = self.pull_refusal(key, &pod.container)
+                    {
+                        failed.push((key.clone(), pod.id.clone(), why));
+                    }
+                }
+            }
+        }
+        for (key, id, why) in failed {
+            if let Some(pod) = self
+                .accounts
+                .get_mut(&key)
+                .and_then(|a| a.pods.get_mut(&id))
+            {
+                pod.status = PodStatus::Error;
+                pod.boot_done_at = None;
+                pod.started_at = None;
+            }
+            self.pod_errors.insert(id.clone(), why);
+            self.remeter(&key, Billed::Pod, &id);
+        }
         for account in self.accounts.values_mut() {
             for pod in account.pods.values_mut() {
                 if let Some(done) = pod.boot_done_at.filter(|t| *t <= now) {
