@@ -157,6 +157,7 @@ impl World {
                 pods: &pods,
                 endpoints: &endpoints,
             }),
+            registries: None,
         };
         let indexed = plan(&desired, observed, &ctx);
         assert_eq!(indexed, scanned, "the index finds what a scan finds");

@@ -623,6 +623,107 @@ async fn registry_names_are_unique_and_a_used_registry_stays() {
     h.assert_conformant();
 }
 
+#[tokio::test]
+async fn a_private_image_is_pulled_only_with_a_credential_holding_its_login() {
+    let h = Harness::start().await;
+    let refused = h
+        .admin("/_sim/images", json!({"image": "ghcr.io/acme/private"}))
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    let made = h
+        .admin(
+            "/_sim/images",
+            json!({"image": "ghcr.io/acme/private:any", "username": "bot", "password": "right"}),
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::NO_CONTENT);
+    let right = h
+        .post(
+            "/v2/registries",
+            json!({"name": "right", "username": "bot", "password": "right"}),
+        )
+        .await;
+    let wrong = h
+        .post(
+            "/v2/registries",
+            json!({"name": "wrong", "username": "bot", "password": "wrong"}),
+        )
+        .await;
+    let image = json!("ghcr.io/acme/private:2.0");
+    let without = h.create_pod(json!({"image": image})).await;
+    let with_wrong = h
+        .create_pod(json!({"image": image, "registry": id(&wrong.body)}))
+        .await;
+    let with_right = h
+        .create_pod(json!({"image": image, "registry": id(&right.body)}))
+        .await;
+    let public = h
+        .create_pod(json!({"image": "ghcr.io/acme/public:1"}))
+        .await;
+    h.advance(20).await;
+    let mut statuses = Vec::new();
+    for pod in [&without, &with_wrong, &with_right, &public] {
+        statuses.push(h.get(&format!("/v2/pods/{}", id(pod))).await.body["status"].clone());
+    }
+    assert_eq!(statuses, vec!["ERROR", "ERROR", "RUNNING", "RUNNING"]);
+    // RunPod's words, where the simulator shows them.
+    let state = h.get("/_sim/state").await.body;
+    let errors = &state["podErrors"];
+    assert!(
+        errors[id(&without)]
+            .as_str()
+            .unwrap()
+            .contains("pull access denied"),
+        "{state}"
+    );
+    assert!(
+        errors[id(&with_wrong)]
+            .as_str()
+            .unwrap()
+            .contains("incorrect username or password"),
+        "{state}"
+    );
+    assert!(errors.get(id(&with_right)).is_none());
+    // A failed pod bills no GPU.
+    let cost = h.get(&format!("/v2/pods/{}", id(&without))).await.body["cost"].clone();
+    assert_eq!(cost.as_f64(), Some(0.0), "{cost}");
+    // The request log never keeps a registry password.
+    let log = h.get("/_sim/requests").await.body;
+    let bodies: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["body"].as_str())
+        .collect();
+    assert!(bodies.iter().any(|b| b.contains("[REDACTED]")), "{log}");
+    assert!(
+        !bodies.iter().any(|b| b.contains("\"password\":\"right\"")),
+        "{log}"
+    );
+    h.assert_conformant();
+}
+
+#[tokio::test]
+async fn a_registry_used_by_an_endpoint_stays_too() {
+    let h = Harness::start().await;
+    let registry = h
+        .post(
+            "/v2/registries",
+            json!({"name": "ep", "username": "u", "password": "p"}),
+        )
+        .await;
+    let endpoint = h
+        .create_endpoint(json!({"registry": id(&registry.body)}))
+        .await;
+    assert_eq!(endpoint.status, StatusCode::CREATED, "{}", endpoint.body);
+    let path = format!("/v2/registries/{}", id(&registry.body));
+    assert_eq!(h.delete(&path).await.status, StatusCode::BAD_REQUEST);
+    h.delete(&format!("/v2/serverless/{}", id(&endpoint.body)))
+        .await;
+    assert_eq!(h.delete(&path).await.status, StatusCode::NO_CONTENT);
+    h.assert_conformant();
+}
+
 // ---- serverless ---------------------------------------------------------------------------------
 
 #[tokio::test]
