@@ -51,7 +51,10 @@ fn secret_data(password: &str) -> serde_json::Value {
 }
 
 /// The simulator's registry credentials, by name, and what the pods use.
-fn credentials(h: &Harness) -> (Vec<(String, String)>, Vec<(String, Option<String>)>) {
+/// (id, name) of each credential; (status, credential id) of each pod.
+type Seen = (Vec<(String, String)>, Vec<(String, Option<String>)>);
+
+fn credentials(h: &Harness) -> Seen {
     let key = h.sim.api_key.clone();
     h.sim.sim.with_world(move |world| {
         let account = world.account(&key).unwrap();

@@ -570,6 +570,7 @@ fn every_request_body_the_client_builds_passes_the_official_spec() {
     network.args = Some("python serve.py".into());
     check("POST", "/v2/pods", serde_json::to_value(network).unwrap());
     let update = UpdatePod {
+        registry: Some(Some("clzdaifot0001l90809257ynb".into())),
         name: Some("n".into()),
         image: Some("i".into()),
         args: Some("a".into()),
@@ -609,6 +610,8 @@ fn every_request_body_the_client_builds_passes_the_official_spec() {
         serde_json::to_value(counted).unwrap(),
     );
     let update = UpdateEndpoint {
+        // `null`: no credential (the type is string or null).
+        registry: Some(None),
         name: Some("e".into()),
         image: Some("i".into()),
         env: Some(BTreeMap::new()),

@@ -35,6 +35,24 @@ use super::{DeletionPolicy, LocalObjectRef, ManagementPolicy, SecretKeySelector,
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
+    ),
+    printcolumn(
+        name = "RunPod ID",
+        type_ = "string",
+        json_path = ".status.runpodId",
+        priority = "1"
+    ),
+    printcolumn(
+        name = "$/month",
+        type_ = "string",
+        json_path = ".status.projectedMonthlyCost",
+        priority = "1"
+    ),
+    printcolumn(
+        name = "Drift",
+        type_ = "integer",
+        json_path = ".status.driftCount",
+        priority = "1"
     )
 )]
 #[serde(rename_all = "camelCase")]
@@ -94,8 +112,11 @@ pub struct GpuWorkloadSpec {
     #[x_kube(validation = Rule::new("self.all(p, p.matches('^[0-9]{1,5}/(http|tcp)$'))").message("spec.ports entries must look like 8888/http or 22/tcp"))]
     pub ports: Vec<String>,
 
-    /// A Secret (same namespace) holding the credentials of a private image registry, with
-    /// keys `username` and `password`.
+    /// A Secret (same namespace) with the login of the image's private registry: a
+    /// `kubernetes.io/dockerconfigjson` Secret (`kubectl create secret docker-registry`), whose
+    /// entry for the image's host is used, or keys `username` and `password`. The operator
+    /// makes a RunPod registry credential from it, follows the Secret when it changes, and
+    /// deletes the credential with the workload. A missing Secret stalls the workload.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registry_credentials: Option<LocalObjectRef>,
 
@@ -448,11 +469,13 @@ pub struct GpuWorkloadStatus {
     /// The RunPod pod or endpoint id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runpod_id: Option<String>,
-    /// The state RunPod reports, e.g. `RUNNING`, `EXITED`, or for an endpoint `3 running / 30 max`.
+    /// The state RunPod reports, e.g. `RUNNING`, `EXITED`, or for an endpoint its workers
+    /// running over its maximum, `3/30 running` (`2 active / 30 max` until its health is read).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
-    /// The GPUs as `kubectl get` shows them: count and first choice, e.g.
-    /// `2x NVIDIA A100-SXM4-80GB` (`+1` more types when several are allowed).
+    /// The GPUs as `kubectl get` shows them: the count and the type RunPod placed the pod on,
+    /// e.g. `2x A100-SXM4-80GB`; before placement (and for an endpoint) the first choice, with
+    /// `+1` when more types are allowed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu: Option<String>,
     /// What the workload costs per hour right now, in USD.
@@ -464,6 +487,9 @@ pub struct GpuWorkloadStatus {
     /// The month projected from the current hourly cost, in USD.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub projected_monthly_cost: Option<Usd>,
+    /// How many fields differ from RunPod (`kubectl get -o wide` shows it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift_count: Option<u32>,
     /// Fields where RunPod differs from the spec.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub drift: Vec<DriftEntry>,

@@ -141,6 +141,11 @@ async fn apply(account: &RunPodAccount, ctx: &Context) -> Result<Action, Error> 
         ctx.metrics
             .account(&name, m.balance().unwrap_or_default(), runway);
     }
+    ctx.metrics.account_spend(
+        &name,
+        money.and_then(|m| m.spend_per_hour()),
+        account.spec.spending_cap_usd_per_hour.amount(),
+    );
     Ok(Action::requeue(Duration::from_secs(u64::from(
         account.spec.resync_interval_seconds,
     ))))

@@ -1,6 +1,7 @@
 //! Prometheus metrics: reconciles by kind and outcome, their durations and errors, RunPod
-//! requests by route and outcome, the request budget left, per-workload hourly cost and drift,
-//! and each account's balance and runway.
+//! requests by route and outcome, the request budget left, per-workload hourly cost, drift and
+//! conditions, and each account's balance, runway, spend and cap. The chart's dashboard and
+//! alerts read only these (a test checks it).
 
 use std::{
     collections::BTreeSet,
@@ -51,6 +52,26 @@ pub struct WorkloadLabel {
     pub name: String,
 }
 
+/// Labels of one condition of a workload.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WorkloadConditionLabel {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// The condition type, e.g. `Stalled`.
+    pub condition: String,
+}
+
+/// The conditions exported as `runpod_operator_workload_condition`.
+pub const EXPORTED_CONDITIONS: [&str; 5] = [
+    crate::api::CONDITION_READY,
+    crate::api::CONDITION_STALLED,
+    crate::api::CONDITION_DRIFTED,
+    crate::api::CONDITION_SPEND_CAP_EXCEEDED,
+    crate::api::CONDITION_INSUFFICIENT_CREDIT,
+];
+
 /// Labels of an account.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AccountLabel {
@@ -76,6 +97,9 @@ pub struct Metrics {
     drift: Family<WorkloadLabel, Gauge>,
     balance: Family<AccountLabel, FloatGauge>,
     runway: Family<AccountLabel, FloatGauge>,
+    spend: Family<AccountLabel, FloatGauge>,
+    cap: Family<AccountLabel, FloatGauge>,
+    conditions: Family<WorkloadConditionLabel, Gauge>,
     seen_requests: Mutex<std::collections::HashMap<RouteOutcome, u64>>,
     /// Workloads (`namespace`, `name`) and accounts with series, for [`Metrics::retain`].
     workloads: Mutex<BTreeSet<(String, String)>>,
@@ -96,6 +120,9 @@ impl Default for Metrics {
         let drift = Family::<WorkloadLabel, Gauge>::default();
         let balance = Family::<AccountLabel, FloatGauge>::default();
         let runway = Family::<AccountLabel, FloatGauge>::default();
+        let spend = Family::<AccountLabel, FloatGauge>::default();
+        let cap = Family::<AccountLabel, FloatGauge>::default();
+        let conditions = Family::<WorkloadConditionLabel, Gauge>::default();
         registry.register(
             "reconciles",
             "Reconciles by kind and outcome",
@@ -141,6 +168,21 @@ impl Default for Metrics {
             "Hours each account's balance lasts at the current spend",
             runway.clone(),
         );
+        registry.register(
+            "account_spend_usd_per_hour",
+            "What each account spends per hour, as RunPod reports it",
+            spend.clone(),
+        );
+        registry.register(
+            "account_spending_cap_usd_per_hour",
+            "Each account's spending cap (spec.spendingCapUsdPerHour)",
+            cap.clone(),
+        );
+        registry.register(
+            "workload_condition",
+            "1 when a workload's condition is True (Ready, Stalled, Drifted, SpendCapExceeded, InsufficientCredit)",
+            conditions.clone(),
+        );
         Self {
             registry,
             reconciles,
@@ -152,6 +194,9 @@ impl Default for Metrics {
             drift,
             balance,
             runway,
+            spend,
+            cap,
+            conditions,
             seen_requests: Mutex::default(),
             workloads: Mutex::default(),
             accounts: Mutex::default(),
@@ -230,6 +275,13 @@ impl Metrics {
         };
         self.cost.remove(&label);
         self.drift.remove(&label);
+        for condition in EXPORTED_CONDITIONS {
+            self.conditions.remove(&WorkloadConditionLabel {
+                namespace: namespace.to_string(),
+                name: name.to_string(),
+                condition: condition.to_string(),
+            });
+        }
         lock(&self.workloads).remove(&(namespace.to_string(), name.to_string()));
     }
 
@@ -259,9 +311,40 @@ impl Metrics {
             };
             self.balance.remove(&label);
             self.runway.remove(&label);
+            self.spend.remove(&label);
+            self.cap.remove(&label);
             self.budget.remove(&label);
             lock(&self.accounts).remove(&account);
         }
+    }
+
+    /// Records which of a workload's exported conditions are True.
+    pub fn workload_conditions(&self, namespace: &str, name: &str, is_true: impl Fn(&str) -> bool) {
+        for condition in EXPORTED_CONDITIONS {
+            self.conditions
+                .get_or_create(&WorkloadConditionLabel {
+                    namespace: namespace.to_string(),
+                    name: name.to_string(),
+                    condition: condition.to_string(),
+                })
+                .set(i64::from(is_true(condition)));
+        }
+    }
+
+    /// Records an account's spend per hour and spending cap.
+    pub fn account_spend(&self, account: &str, spend_per_hour: Option<Decimal>, cap: Decimal) {
+        let label = AccountLabel {
+            account: account.to_string(),
+        };
+        lock(&self.accounts).insert(account.to_string());
+        if let Some(spend) = spend_per_hour {
+            self.spend
+                .get_or_create(&label)
+                .set(spend.to_f64().unwrap_or(0.0));
+        }
+        self.cap
+            .get_or_create(&label)
+            .set(cap.to_f64().unwrap_or(0.0));
     }
 
     /// Records an account's balance and runway.

@@ -147,11 +147,20 @@ fn workspace(
     }
 }
 
-/// `2x NVIDIA A100-SXM4-80GB`, `1x NVIDIA L40S +2` (two more types allowed): the printer
-/// column of `kubectl get gpuworkloads`.
-fn gpu_summary(w: &GpuWorkload) -> Option<String> {
+/// A GPU type as a column shows it: `NVIDIA A100-SXM4-80GB` -> `A100-SXM4-80GB`.
+fn short_gpu(id: &str) -> &str {
+    id.strip_prefix("NVIDIA ").unwrap_or(id)
+}
+
+/// The GPU column of `kubectl get gpuworkloads`: the count and the type RunPod placed the pod
+/// on (`2x A100-SXM4-80GB`); before that, and for an endpoint, the first choice and how many
+/// more types are allowed (`1x L40S +2`).
+fn gpu_summary(w: &GpuWorkload, placed: Option<&crate::runpod::types::PodGpu>) -> Option<String> {
+    if let Some(gpu) = placed {
+        return Some(format!("{}x {}", gpu.count, short_gpu(&gpu.id)));
+    }
     let gpu = &w.spec.gpu;
-    let first = gpu.types.first()?;
+    let first = short_gpu(gpu.types.first()?);
     let more = gpu.types.len() - 1;
     Some(if more == 0 {
         format!("{}x {first}", gpu.count)
@@ -173,6 +182,7 @@ async fn write_status(
     ctx: &Context,
     item: &Item,
     current_per_hour: Decimal,
+    placed: Option<&crate::runpod::types::PodGpu>,
 ) -> Result<GpuWorkloadStatus, Error> {
     let api: Api<GpuWorkload> =
         Api::namespaced(ctx.client.clone(), &w.namespace().unwrap_or_default());
@@ -193,7 +203,7 @@ async fn write_status(
         w.metadata.generation,
         Timestamp::now(),
     );
-    status.gpu = gpu_summary(w);
+    status.gpu = gpu_summary(w, placed);
     apply_status(&api, w, w.status.as_ref(), &status).await?;
     Ok(status)
 }
@@ -219,7 +229,7 @@ async fn apply(w: Arc<GpuWorkload>, ctx: &Context) -> Result<Action, Error> {
             .plan_workload(&w, None);
     if precheck.verdicts.iter().any(|v| v.reason == "InvalidSpec") {
         let was_stalled = stalled(&w);
-        write_status(&w, ctx, &precheck, Decimal::ZERO).await?;
+        write_status(&w, ctx, &precheck, Decimal::ZERO, None).await?;
         if !was_stalled {
             let message = precheck
                 .reason()
@@ -304,13 +314,28 @@ async fn apply(w: Arc<GpuWorkload>, ctx: &Context) -> Result<Action, Error> {
         };
     }
 
-    let current_per_hour = snapshot_cost(&runtime.inventory.snapshot(), &item);
+    let snapshot = runtime.inventory.snapshot();
+    let current_per_hour = snapshot_cost(&snapshot, &item);
+    let tracked = item.runpod_id.clone();
+    let placed = tracked
+        .as_deref()
+        .and_then(|id| snapshot.pod(id))
+        .and_then(|p| p.gpu.clone());
+    // An endpoint's state: its workers up over its maximum, from its health (read at most once
+    // per resync interval).
+    if let Some(id) = tracked.as_deref()
+        && let Some(max) = snapshot.endpoint(id).map(|e| e.workers.max.unwrap_or(0))
+        && let Some(health) = runtime.inventory.endpoint_health(id).await
+    {
+        let up = health.workers.idle + health.workers.running;
+        item.state = Some(format!("{up}/{max} running"));
+    }
     let previous_ready = w
         .status
         .as_ref()
         .and_then(|s| s.conditions.iter().find(|c| c.type_ == CONDITION_READY))
         .map(|c| c.status == "True");
-    let status = write_status(&w, ctx, &item, current_per_hour).await?;
+    let status = write_status(&w, ctx, &item, current_per_hour, placed.as_ref()).await?;
     // A refusal is announced once, on its edge, not on every pass.
     for (kind, event) in [
         (CONDITION_SPEND_CAP_EXCEEDED, "SpendCapRefused"),
@@ -337,6 +362,13 @@ async fn apply(w: Arc<GpuWorkload>, ctx: &Context) -> Result<Action, Error> {
         current_per_hour,
         item.drift.len(),
     );
+    ctx.metrics
+        .workload_conditions(&namespace, &w.name_any(), |kind| {
+            status
+                .conditions
+                .iter()
+                .any(|c| c.type_ == kind && c.status == "True")
+        });
 
     match outcome {
         Some((_, Outcome::Failed(e))) => Err(e.into()),

@@ -69,6 +69,7 @@ pub fn workload_status(
         cost_per_hour: money(seen.current_per_hour),
         worst_case_cost_per_hour: seen.worst_case_per_hour.and_then(money),
         projected_monthly_cost: money(seen.current_per_hour * Decimal::from(HOURS_PER_MONTH)),
+        drift_count: Some(u32::try_from(seen.drift.len()).unwrap_or(u32::MAX)),
         drift: seen.drift.to_vec(),
         last_plan: Some(PlanSummary {
             hash: seen.hash.to_string(),
