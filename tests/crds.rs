@@ -125,9 +125,33 @@ fn gpu_workload_prints_the_columns_users_read() {
         .as_ref()
         .unwrap()
         .iter()
-        .map(|c| c.name.as_str())
+        .map(|c| {
+            (
+                c.name.as_str(),
+                c.json_path.as_str(),
+                c.priority.unwrap_or(0),
+            )
+        })
         .collect();
-    assert_eq!(columns, ["Type", "GPU", "State", "$/h", "Ready", "Age"]);
+    assert_eq!(
+        columns,
+        [
+            ("Type", ".spec.type", 0),
+            ("GPU", ".status.gpu", 0),
+            ("State", ".status.state", 0),
+            ("$/h", ".status.costPerHour", 0),
+            (
+                "Ready",
+                ".status.conditions[?(@.type==\"Ready\")].status",
+                0
+            ),
+            ("Age", ".metadata.creationTimestamp", 0),
+            // `kubectl get -o wide` adds these.
+            ("RunPod ID", ".status.runpodId", 1),
+            ("$/month", ".status.projectedMonthlyCost", 1),
+            ("Drift", ".status.driftCount", 1),
+        ]
+    );
     assert_eq!(
         crd.spec.names.short_names.as_deref(),
         Some(&["gw".to_string()][..])
