@@ -627,12 +627,12 @@ async fn registry_names_are_unique_and_a_used_registry_stays() {
 async fn a_private_image_is_pulled_only_with_a_credential_holding_its_login() {
     let h = Harness::start().await;
     let refused = h
-        .admin("/_sim/images", json!({"image": "ghcr.io/acme/private"}))
+        .admin("images", json!({"image": "ghcr.io/acme/private"}))
         .await;
     assert_eq!(refused.status, StatusCode::BAD_REQUEST);
     let made = h
         .admin(
-            "/_sim/images",
+            "images",
             json!({"image": "ghcr.io/acme/private:any", "username": "bot", "password": "right"}),
         )
         .await;

@@ -194,8 +194,9 @@ pub(super) fn record(sim: &Sim, method: &str, path: String, status: u16, body: &
         log.drain(..REQUEST_LOG_LIMIT / 2);
     }
     let mut text = (!body.is_empty()).then(|| String::from_utf8_lossy(body).into_owned());
-    // A registry password is write-only at RunPod: the log keeps the request without it.
-    if path.starts_with("/v2/registries")
+    // A registry password is write-only at RunPod: the log keeps the request without it
+    // (and without the login of a private image the simulator was given).
+    if (path.starts_with("/v2/registries") || path.ends_with("/_sim/images"))
         && let Some(Ok(mut json)) = text
             .as_deref()
             .map(serde_json::from_str::<serde_json::Value>)
