@@ -162,6 +162,11 @@ async fn a_private_image_runs_with_its_secret_rotates_and_leaves_no_credential()
         vec![("RUNNING".to_string(), Some(registries[0].0.clone()))]
     );
     let first_id = registries[0].0.clone();
+    // What `kubectl get gw` (and `-o wide`) print for it.
+    let status = workloads.get("trainer").await.unwrap().status.unwrap();
+    assert_eq!(status.gpu.as_deref(), Some("1x RTX A5000"));
+    assert_eq!(status.drift_count, Some(0));
+    assert_eq!(status.state.as_deref(), Some("RUNNING"));
     // It never failed to pull on the way: the pod was created with the credential.
     let errors = h.sim.sim.with_world(|w| w.pod_errors.clone());
     assert!(errors.is_empty(), "{errors:?}");

@@ -693,3 +693,26 @@ async fn a_thousand_workloads_in_sync_cost_three_list_calls_and_no_writes() {
         .count();
     assert_eq!(writes, 0);
 }
+
+/// Endpoint health feeds only the worker count of the status: an account's inventory reads it
+/// at most once per endpoint and [`HEALTH_READS_PER_RESYNC`] times per resync interval, so 10,000
+/// endpoints cannot spend the request budget the lists and writes need.
+#[tokio::test]
+async fn health_reads_are_capped_per_resync_and_cached_per_endpoint() {
+    use runpod_operator::reconcile::inventory::HEALTH_READS_PER_RESYNC;
+    let sim = sim::start(SimConfig::default()).await.unwrap();
+    let inventory = Inventory::new(client_for(&sim), Duration::from_secs(3600));
+    let ids: Vec<String> = (0..HEALTH_READS_PER_RESYNC + 5)
+        .map(|i| format!("ep{i}"))
+        .collect();
+    for id in ids.iter().chain(ids.iter()) {
+        let _ = inventory.endpoint_health(id).await;
+    }
+    let reads = sim
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/health"))
+        .count();
+    assert_eq!(reads, HEALTH_READS_PER_RESYNC as usize);
+}

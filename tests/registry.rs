@@ -375,6 +375,27 @@ fn removing_registry_credentials_detaches_the_pod_then_deletes_the_credential() 
 }
 
 #[test]
+fn a_credential_the_workload_did_not_make_is_left_on_its_pod() {
+    // A public-image spec, and a pod whose credential someone set in RunPod's console.
+    let mut account = Account::new();
+    let public = spec(&SPEC.replace("registryCredentials: {name: ghcr-login}\n", ""));
+    let refs = References::default();
+    while let Some(action) = account.first_write(&public, &refs) {
+        account.apply(&action);
+    }
+    account
+        .registries
+        .insert("team-ghcr".into(), "console1".into());
+    account.pods[0].registry = Some("console1".into());
+    let plan = account.plan(&public, &refs, true);
+    assert!(
+        !plan.actions.iter().any(Action::writes),
+        "{:?}",
+        plan.actions
+    );
+}
+
+#[test]
 fn deleting_the_workload_deletes_the_pod_first_then_its_credentials_only() {
     let mut account = Account::new();
     let spec = spec(SPEC);

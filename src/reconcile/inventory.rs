@@ -170,6 +170,12 @@ pub const FRESH_ENOUGH: Duration = Duration::from_secs(2);
 /// account query, so beyond this many one refresh is the cheaper way to look.
 pub const LOOKS_PER_REFRESH: u32 = 3;
 
+/// Endpoint health reads per account per resync interval, at most. Health only feeds the
+/// status's worker count (there is no list form of it), so it may never take the request
+/// budget the lists and writes need: an account with more endpoints shows worker counts for
+/// those read, and `N active / M max` for the others.
+pub const HEALTH_READS_PER_RESYNC: u32 = 20;
+
 /// A write RunPod answered, kept until a refresh that began after it.
 #[derive(Clone, Debug)]
 enum Write {
@@ -248,6 +254,8 @@ struct State {
     want_registries: bool,
     /// The last health read of each endpoint, and when.
     health: std::collections::HashMap<String, (Instant, Health)>,
+    /// Health reads in the current resync interval, and when that interval began.
+    health_reads: (u32, Option<Instant>),
 }
 
 /// The cached view of one account.
@@ -280,6 +288,7 @@ impl Inventory {
                 ledger_version: 0,
                 want_registries: false,
                 health: std::collections::HashMap::new(),
+                health_reads: (0, None),
             }),
             refreshing: tokio::sync::Mutex::new(()),
         }
@@ -487,15 +496,26 @@ impl Inventory {
     }
 
     /// An endpoint's live worker and job counters (`/v2/{id}/health`), read at most once per
-    /// resync interval; on a failed read, the last one known (or `None`).
+    /// resync interval, and at most [`HEALTH_READS_PER_RESYNC`] reads per interval for the
+    /// account; otherwise (or on a failed read) the last one known, or `None`.
     pub async fn endpoint_health(&self, id: &str) -> Option<Health> {
         {
-            let state = lock(&self.state);
-            if let Some((at, health)) = state.health.get(id)
+            let mut state = lock(&self.state);
+            let known = state.health.get(id).copied();
+            if let Some((at, health)) = known
                 && at.elapsed() < self.resync
             {
-                return Some(*health);
+                return Some(health);
             }
+            let (reads, since) = &mut state.health_reads;
+            if since.is_none_or(|t| t.elapsed() >= self.resync) {
+                *reads = 0;
+                *since = Some(Instant::now());
+            }
+            if *reads >= HEALTH_READS_PER_RESYNC {
+                return known.map(|(_, h)| h);
+            }
+            *reads += 1;
         }
         match self.client.endpoint_health(id).await {
             Ok(health) => {

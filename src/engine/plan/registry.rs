@@ -79,9 +79,17 @@ pub(super) fn plan_registry(
             _ => {}
         }
     }
+    // Without `spec.registryCredentials`, only a credential of this workload is taken off its
+    // object: one set in RunPod's console (an adopted pod) stays, as the spec says nothing.
+    let mine = |current: &Option<String>| {
+        current
+            .as_ref()
+            .is_some_and(|c| own(list, &prefix).any(|(_, id)| id == c))
+    };
     if let (Some(object), Some((pod, current))) =
         (draft.runpod_id.clone(), draft.object_registry.clone())
         && current != id
+        && (want.is_some() || mine(&current))
     {
         let declared = want.map_or("none".to_string(), |w| w.name.clone());
         draft.drift.push(drift(
