@@ -22,19 +22,16 @@ pub use crd::CrdArgs;
 pub use ops::{ApplyArgs, AuditArgs, ManifestArgs, PlanArgs};
 pub use run::RunArgs;
 pub use sim::SimArgs;
+pub use workspace::{from_texts as manifests_from_texts, load as load_manifests};
 
 /// runpod-operator: RunPod GPU workloads as Kubernetes objects.
 #[derive(Debug, Parser)]
 #[command(name = "runpod-operator", version, about, long_about = None)]
 pub struct Cli {
     /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `runpod_operator=debug`.
-    #[arg(
-        long,
-        global = true,
-        env = "RUNPOD_OPERATOR_LOG",
-        default_value = "warn"
-    )]
-    pub log: String,
+    /// Without it, `RUST_LOG` is read, then `warn`.
+    #[arg(long, global = true, env = "RUNPOD_OPERATOR_LOG")]
+    pub log: Option<String>,
 
     /// Log format: `text` for people, `json` for log pipelines.
     #[arg(long, global = true, env = "LOG_FORMAT", value_enum, default_value_t)]
@@ -43,6 +40,21 @@ pub struct Cli {
     /// The sub-command.
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// The log filter: `--log`, `RUNPOD_OPERATOR_LOG`, then the conventional `RUST_LOG`,
+    /// then `warn`.
+    pub fn log_filter(&self) -> String {
+        self.log
+            .clone()
+            .or_else(|| {
+                std::env::var("RUST_LOG")
+                    .ok()
+                    .filter(|v| !v.trim().is_empty())
+            })
+            .unwrap_or_else(|| "warn".to_string())
+    }
 }
 
 /// The sub-commands.
@@ -105,6 +117,14 @@ pub enum CliError {
     #[error("failed to write {what}: {source}")]
     Io {
         /// What was being written.
+        what: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Reading input failed.
+    #[error("cannot read {what}: {source}")]
+    Read {
+        /// What was being read.
         what: String,
         /// The cause.
         source: std::io::Error,

@@ -39,7 +39,7 @@ pub const EXAMPLES: &[(&str, &str)] = &[
 ];
 
 fn files(path: &Path, out: &mut Vec<PathBuf>) -> Result<(), CliError> {
-    let io = |source| CliError::Io {
+    let io = |source| CliError::Read {
         what: path.display().to_string(),
         source,
     };
@@ -82,14 +82,46 @@ pub fn load(paths: &[PathBuf]) -> Result<Workspace, CliError> {
         files(path, &mut all)?;
     }
     let mut texts = Vec::new();
+    let mut errors = Vec::new();
     for file in all {
-        let text = std::fs::read_to_string(&file).map_err(|source| CliError::Io {
-            what: file.display().to_string(),
-            source,
-        })?;
-        texts.push((file.display().to_string(), text));
+        let name = file.display().to_string();
+        match read_text(&file) {
+            Ok(Ok(text)) => texts.push((name, text)),
+            Ok(Err(message)) => errors.push(format!("{name}: {message}")),
+            Err(source) => return Err(CliError::Read { what: name, source }),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(CliError::Manifests(errors));
     }
     from_texts(texts.iter().map(|(n, t)| (n.as_str(), t.as_str())))
+}
+
+/// One file's text: no more than a manifest may hold (a hostile or mistaken path, a disk
+/// image, cannot fill memory), and UTF-8. The inner error says what is wrong with the content.
+fn read_text(file: &Path) -> std::io::Result<Result<String, String>> {
+    use std::io::Read;
+    let limit = crate::api::validate::MAX_MANIFEST_BYTES;
+    let too_large = || {
+        format!("more than the {limit} bytes a manifest file may hold: split it into several files")
+    };
+    let handle = std::fs::File::open(file)?;
+    let size = handle.metadata()?.len();
+    if size > limit as u64 {
+        return Ok(Err(too_large()));
+    }
+    // `take` as well: a pipe or a file that grows while it is read has no honest size.
+    let mut bytes = Vec::with_capacity(size as usize + 1);
+    handle.take(limit as u64 + 1).read_to_end(&mut bytes)?;
+    if bytes.len() > limit {
+        return Ok(Err(too_large()));
+    }
+    Ok(String::from_utf8(bytes).map_err(|e| {
+        format!(
+            "not UTF-8 text (an invalid byte at offset {}): manifests are UTF-8 YAML or JSON; save the file as UTF-8",
+            e.utf8_error().valid_up_to()
+        )
+    }))
 }
 
 /// Reads manifests from named texts.
@@ -103,6 +135,8 @@ pub fn from_texts<'a>(
         secrets: BTreeMap::new(),
     };
     let mut errors = Vec::new();
+    // (kind, namespace, name) -> the file that declared it first.
+    let mut declared: BTreeMap<(String, String, String), &str> = BTreeMap::new();
     for (name, text) in texts {
         match parse_manifests(text, name) {
             Err(found) => errors.extend(found.into_iter().map(|e| e.to_string())),
@@ -114,6 +148,10 @@ pub fn from_texts<'a>(
                     .count();
                 ws.workloads.reserve_exact(workloads);
                 for manifest in manifests {
+                    if let Some(error) = declared_twice(&mut declared, &manifest, name) {
+                        errors.push(error);
+                        continue;
+                    }
                     match manifest {
                         Manifest::GpuWorkload(mut w) => {
                             w.metadata
@@ -146,6 +184,65 @@ pub fn from_texts<'a>(
         Ok(ws)
     } else {
         Err(CliError::Manifests(errors))
+    }
+}
+
+/// The same object in two documents (two files, or twice in one) would have the later one
+/// silently replace the earlier, or both fight over one RunPod object; refuse it, naming both.
+fn declared_twice<'a>(
+    declared: &mut BTreeMap<(String, String, String), &'a str>,
+    manifest: &Manifest,
+    file: &'a str,
+) -> Option<String> {
+    let (kind, metadata) = match manifest {
+        Manifest::GpuWorkload(w) => ("GpuWorkload", &w.metadata),
+        Manifest::NetworkVolume(v) => ("NetworkVolume", &v.metadata),
+        Manifest::RunPodAccount(a) => ("RunPodAccount", &a.metadata),
+        Manifest::Other(value) if value["kind"] == "Secret" => {
+            let namespace = value["metadata"]["namespace"].as_str().unwrap_or("default");
+            let name = value["metadata"]["name"].as_str()?;
+            return remember(declared, ("Secret", namespace, name), file);
+        }
+        Manifest::Other(_) => return None,
+    };
+    // The operator's RunPodAccount is cluster-scoped.
+    let namespace = match manifest {
+        Manifest::RunPodAccount(_) => "",
+        _ => metadata.namespace.as_deref().unwrap_or("default"),
+    };
+    remember(
+        declared,
+        (
+            kind,
+            namespace,
+            metadata.name.as_deref().unwrap_or_default(),
+        ),
+        file,
+    )
+}
+
+fn remember<'a>(
+    declared: &mut BTreeMap<(String, String, String), &'a str>,
+    (kind, namespace, name): (&str, &str, &str),
+    file: &'a str,
+) -> Option<String> {
+    let key = (kind.to_string(), namespace.to_string(), name.to_string());
+    let object = if namespace.is_empty() {
+        format!("{kind} {name}")
+    } else {
+        format!("{kind} {namespace}/{name}")
+    };
+    match declared.get(&key) {
+        Some(first) if *first == file => Some(format!(
+            "{file}: {object} is declared twice in this file: keep one (the two would replace each other on RunPod)"
+        )),
+        Some(first) => Some(format!(
+            "{file}: {object} is also declared in {first}: keep one of the two (they would replace each other on RunPod)"
+        )),
+        None => {
+            declared.insert(key, file);
+            None
+        }
     }
 }
 

@@ -11,6 +11,7 @@
 //! objects. Pure: no I/O.
 
 mod native;
+mod structure;
 
 use std::{fmt, sync::LazyLock};
 
@@ -45,15 +46,25 @@ impl fmt::Display for FieldError {
 /// Why a manifest file could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
-    /// The text is not YAML.
-    #[error("{source_name}: document {index} is not valid YAML: {error}")]
+    /// The text is not YAML, or breaks one of the reader's budgets.
+    #[error("{source_name}: not valid YAML: {error}")]
     Yaml {
         /// The file (or other source) name.
         source_name: String,
-        /// 1-based document number in the stream.
-        index: usize,
-        /// The parser's message.
+        /// The reader's message, with the line and column.
         error: String,
+    },
+    /// The text is larger than a manifest file may be.
+    #[error(
+        "{source_name}: {size} bytes, more than the {limit} bytes a manifest file may hold: split it into several files"
+    )]
+    TooLarge {
+        /// The file (or other source) name.
+        source_name: String,
+        /// Its size in bytes.
+        size: usize,
+        /// [`MAX_MANIFEST_BYTES`].
+        limit: usize,
     },
     /// One object broke one or more rules.
     #[error("{source_name}: {kind} {name:?} is invalid:\n{}", list(.errors))]
@@ -67,6 +78,29 @@ pub enum ManifestError {
         /// Every problem found.
         errors: Vec<FieldError>,
     },
+}
+
+/// The largest manifest file read: 16 MiB holds 10,000 workloads several times over, and
+/// bounds what a hostile file can make the reader allocate.
+pub const MAX_MANIFEST_BYTES: usize = 16 << 20;
+
+/// The reader's budgets. A manifest is untrusted text: deep nesting, alias bombs, millions of
+/// tiny nodes and duplicate keys are refused with a message instead of exhausting memory or
+/// silently keeping the last of two values (kubectl refuses duplicate keys too).
+fn yaml_options() -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_depth: 64,
+            max_documents: 100_000,
+            max_nodes: 2_000_000,
+            max_events: 4_000_000,
+            max_aliases: 1_000,
+            max_anchors: 1_000,
+            max_total_scalar_bytes: MAX_MANIFEST_BYTES,
+        },
+        duplicate_keys: serde_saphyr::DuplicateKeyPolicy::Error,
+        with_snippet: false,
+    }
 }
 
 fn list(errors: &[FieldError]) -> String {
@@ -90,29 +124,46 @@ pub enum Manifest {
     Other(Value),
 }
 
+/// The reader's message in a user's words: its advice is for programmers.
+fn yaml_message(raw: &str) -> String {
+    let raw = raw.replace(
+        ", set DuplicateKeyPolicy in Options if acceptable",
+        " (a key may appear once per mapping, as kubectl requires: keep one)",
+    );
+    match raw.strip_prefix("budget breached: ") {
+        Some(rest) => format!(
+            "more anchors, aliases, nodes or nesting than a manifest may hold ({rest}): write the objects out plainly, or split the file"
+        ),
+        None => raw,
+    }
+}
+
 /// Reads every document of a YAML stream and checks the operator's kinds. Empty documents
-/// are skipped. Every broken object is reported, not only the first.
+/// are skipped. Every broken object is reported, not only the first; a YAML error stops the
+/// file (what follows it cannot be located reliably).
 pub fn parse_manifests(text: &str, source_name: &str) -> Result<Vec<Manifest>, Vec<ManifestError>> {
-    let mut manifests = Vec::new();
-    let mut errors = Vec::new();
+    if text.len() > MAX_MANIFEST_BYTES {
+        return Err(vec![ManifestError::TooLarge {
+            source_name: source_name.to_string(),
+            size: text.len(),
+            limit: MAX_MANIFEST_BYTES,
+        }]);
+    }
     // Editors on Windows save a byte-order mark; it is not part of the YAML.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    for (i, document) in serde_norway::Deserializer::from_str(text).enumerate() {
-        let index = i + 1;
-        let value: Value = match serde::Deserialize::deserialize(document) {
-            Ok(Value::Null) => continue,
-            Ok(value) => value,
-            Err(e) => {
-                errors.push(ManifestError::Yaml {
-                    source_name: source_name.to_string(),
-                    index,
-                    error: e.to_string(),
-                });
-                // After a syntax error the reader cannot find the next document: it would
-                // return the same error forever (and this loop would fill memory with it).
-                break;
-            }
-        };
+    let documents: Vec<Value> = serde_saphyr::from_multiple_with_options(text, yaml_options())
+        .map_err(|e| {
+            vec![ManifestError::Yaml {
+                source_name: source_name.to_string(),
+                error: yaml_message(&e.to_string()),
+            }]
+        })?;
+    let mut manifests = Vec::with_capacity(documents.len());
+    let mut errors = Vec::new();
+    for value in documents {
+        if value.is_null() {
+            continue;
+        }
         match check_document(&value, None) {
             Ok(manifest) => manifests.push(manifest),
             Err(field_errors) => errors.push(ManifestError::Invalid {
@@ -392,7 +443,9 @@ fn check<K: Checked>(
     }
 
     let mut errors = Vec::new();
+    structure::metadata(value, &mut errors);
     unknown_fields(schema, value, "", &mut errors);
+    structure::limits(schema, value, "", &mut errors);
     if !errors.is_empty() {
         return Err(errors);
     }
