@@ -19,6 +19,9 @@ pub const CONDITION_DRIFTED: &str = "Drifted";
 pub const CONDITION_SPEND_CAP_EXCEEDED: &str = "SpendCapExceeded";
 /// Condition type: the balance is below one hour of spend or below the account's runway.
 pub const CONDITION_INSUFFICIENT_CREDIT: &str = "InsufficientCredit";
+/// RunPodAccount: RunPod's lists lack what identity needs (names, owner markers), so creates
+/// on the account wait rather than risk a duplicate.
+pub const CONDITION_CREATES_HELD: &str = "CreatesHeld";
 
 /// The CEL rule and message every amount of money in a spec is held to.
 const USD_RULE: &str = "self.matches('^[0-9]{1,7}([.][0-9]{1,6})?$')";

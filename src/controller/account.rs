@@ -11,8 +11,8 @@ use rust_decimal::{Decimal, prelude::FromPrimitive};
 use super::{Context, Error, account_name, apply_status};
 use crate::{
     api::{
-        CONDITION_INSUFFICIENT_CREDIT, CONDITION_READY, CONDITION_STALLED, Orphan, RunPodAccount,
-        RunPodAccountStatus, Usd,
+        CONDITION_CREATES_HELD, CONDITION_INSUFFICIENT_CREDIT, CONDITION_READY, CONDITION_STALLED,
+        Orphan, RunPodAccount, RunPodAccountStatus, Usd,
     },
     engine::conditions::{Verdict, merge},
     reconcile::{Workspace, orphans},
@@ -117,6 +117,26 @@ async fn apply(account: &RunPodAccount, ctx: &Context) -> Result<Action, Error> 
         _ => Verdict::no(CONDITION_INSUFFICIENT_CREDIT, "Enough", ""),
     });
     verdicts.push(Verdict::no(CONDITION_STALLED, "Connected", ""));
+    let gap = runtime.inventory.identity_gap();
+    let held_before = account.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == CONDITION_CREATES_HELD && c.status == "True")
+    });
+    match &gap {
+        Some(problem) => {
+            verdicts.push(Verdict::yes(
+                CONDITION_CREATES_HELD,
+                "ListsIncomplete",
+                problem.clone(),
+            ));
+            if !held_before {
+                ctx.event(account, true, "CreatesHeld", problem.clone())
+                    .await;
+            }
+        }
+        None => verdicts.push(Verdict::no(CONDITION_CREATES_HELD, "ListsWhole", "")),
+    }
     let status = RunPodAccountStatus {
         observed_generation: account.metadata.generation,
         conditions: merge(

@@ -426,13 +426,15 @@ fn spec_edited(w: &GpuWorkload) -> bool {
 async fn announce(w: &GpuWorkload, ctx: &Context, step: &Step, outcome: &Outcome, item: &Item) {
     let Outcome::Done(id) = outcome else {
         if let Outcome::Failed(e) = outcome {
-            ctx.event(
-                w,
-                true,
-                "RunPodRefused",
-                format!("{}: {e}", step.describe()),
-            )
-            .await;
+            // Held by the operator itself (lists without identity, an earlier create not yet
+            // proven gone), not refused by RunPod.
+            let reason = if matches!(e, crate::runpod::Error::Held { .. }) {
+                "CreateHeld"
+            } else {
+                "RunPodRefused"
+            };
+            ctx.event(w, true, reason, format!("{}: {e}", step.describe()))
+                .await;
         }
         return;
     };

@@ -5,11 +5,11 @@
 //! errors (each refusal proves nothing was made). A create whose outcome is unknown marks the
 //! inventory stale: the next pass looks before it creates again.
 
-use super::inventory::Inventory;
+use super::inventory::{Inventory, MadeKind};
 use crate::{
-    engine::plan::Action,
+    engine::{identity::OWNER_ENV, plan::Action},
     runpod::{
-        ErrorClass,
+        Error, ErrorClass,
         types::{CreateRegistry, PodAction},
     },
 };
@@ -48,8 +48,100 @@ fn gone_is_done(result: Result<(), crate::runpod::Error>, id: &str) -> Outcome {
     }
 }
 
+/// What a create would make: the journal's key for its owner (the owner marker, else the
+/// name), the kind, the route, and the id of a pod it replaces.
+fn create_of(action: &Action) -> Option<(String, MadeKind, &'static str, Option<&str>)> {
+    match action {
+        Action::CreatePod { request, .. } | Action::ReplacePod { request, .. } => {
+            let owner = request.env.get(OWNER_ENV).unwrap_or(&request.name).clone();
+            let replaces = match action {
+                Action::ReplacePod { old_id, .. } => Some(old_id.as_str()),
+                _ => None,
+            };
+            Some((owner, MadeKind::Pod, "POST /v2/pods", replaces))
+        }
+        Action::CreateEndpoint { request } => {
+            let owner = request.env.get(OWNER_ENV).unwrap_or(&request.name).clone();
+            Some((owner, MadeKind::Endpoint, "POST /v2/endpoints", None))
+        }
+        Action::CreateVolume { request } => Some((
+            request.name.clone(),
+            MadeKind::Volume,
+            "POST /v2/networkvolumes",
+            None,
+        )),
+        _ => None,
+    }
+}
+
+/// Whether a create may be sent. Not while the account's lists cannot prove what exists,
+/// and not while this process's own earlier create for the same owner is not proven gone by
+/// a direct read: a list that lags, or lost names and markers, must never cause a duplicate.
+async fn create_allowed(
+    inventory: &Inventory,
+    owner: &str,
+    route: &str,
+    replaces: Option<&str>,
+) -> Result<(), Outcome> {
+    let held = |message: String| {
+        Outcome::Failed(Error::Held {
+            route: route.to_string(),
+            message,
+        })
+    };
+    if let Some(gap) = inventory.identity_gap() {
+        return Err(held(gap));
+    }
+    let Some(made) = inventory.made_for(owner) else {
+        return Ok(());
+    };
+    // A replace makes the second object on purpose; the old one goes once the new one runs.
+    if replaces == Some(made.id.as_str()) {
+        return Ok(());
+    }
+    match inventory.confirm_gone(&made).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(held(format!(
+            "{} made {} s ago for this owner still exists, though the last list did not show it; it is tracked again and nothing new is made",
+            made.id,
+            made.at.elapsed().as_secs()
+        ))),
+        Err(e) => Err(held(format!(
+            "{} was made for this owner and reading it failed ({e}); nothing is made until it is read",
+            made.id
+        ))),
+    }
+}
+
 /// Runs one action.
 pub async fn execute(action: &Action, inventory: &Inventory) -> Outcome {
+    let create = create_of(action);
+    if let Some((owner, _, route, replaces)) = &create
+        && let Err(outcome) = create_allowed(inventory, owner, route, *replaces).await
+    {
+        return outcome;
+    }
+    let outcome = run(action, inventory).await;
+    match (&outcome, &create) {
+        (Outcome::Done(id), Some((owner, kind, ..))) => inventory.remember_made(owner, *kind, id),
+        (Outcome::Done(id), None)
+            if matches!(
+                action,
+                Action::DeletePod { .. }
+                    | Action::DeleteEndpoint { .. }
+                    | Action::DeleteVolume { .. }
+            ) =>
+        {
+            inventory.forget_made(id);
+        }
+        // An answer that could not be read says nothing about what RunPod holds now.
+        (Outcome::Failed(Error::Decode { .. }), _) => inventory.mark_stale(),
+        _ => {}
+    }
+    outcome
+}
+
+async fn run(action: &Action, inventory: &Inventory) -> Outcome {
     let client = if action.saves_money() {
         inventory.client().saving()
     } else {

@@ -256,6 +256,63 @@ struct State {
     health: std::collections::HashMap<String, (Instant, Health)>,
     /// Health reads in the current resync interval, and when that interval began.
     health_reads: (u32, Option<Instant>),
+    /// Every create this process made, by owner (see [`Inventory::made_for`]).
+    made: std::collections::HashMap<String, Made>,
+    /// Why the last lists cannot prove what exists (see [`identity_gap`]); creates wait.
+    identity_gap: Option<String>,
+}
+
+/// One create this process made: what, which id, when.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Made {
+    /// What was made.
+    pub kind: MadeKind,
+    /// Its RunPod id.
+    pub id: String,
+    /// When.
+    pub at: Instant,
+}
+
+/// The kinds of object the journal records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MadeKind {
+    /// A pod.
+    Pod,
+    /// A serverless endpoint.
+    Endpoint,
+    /// A network volume.
+    Volume,
+}
+
+/// Why a snapshot's lists cannot prove which objects exist, if they cannot: an object without
+/// an id or a name, or one with the operator's name (`rpo-...`) that lacks the owner marker
+/// every pod and endpoint the operator makes carries. Planning on such lists could create an
+/// object that already exists, so creates wait until the lists are whole again.
+pub fn identity_gap(snapshot: &Snapshot) -> Option<String> {
+    let blank = |id: &str, name: &str| id.trim().is_empty() || name.trim().is_empty();
+    let unmarked = |name: &str, env: &std::collections::BTreeMap<String, String>| {
+        name.starts_with("rpo-") && marker(env).is_none_or(|m| m.trim().is_empty())
+    };
+    let pods = snapshot
+        .pods
+        .iter()
+        .filter(|p| blank(&p.id, &p.name) || unmarked(&p.name, &p.env))
+        .count();
+    let endpoints = snapshot
+        .endpoints
+        .iter()
+        .filter(|e| blank(&e.id, &e.name) || unmarked(&e.name, &e.env))
+        .count();
+    let volumes = snapshot
+        .volumes
+        .iter()
+        .filter(|v| blank(&v.id, &v.name))
+        .count();
+    (pods + endpoints + volumes > 0).then(|| {
+        format!(
+            "RunPod listed {pods} pod(s), {endpoints} endpoint(s) and {volumes} network volume(s) without an id, a name or the owner marker, so what already exists cannot be told apart; creates on this account wait until the lists are whole again (nothing is changed or deleted because of it)"
+        )
+    })
 }
 
 /// The cached view of one account.
@@ -289,6 +346,8 @@ impl Inventory {
                 want_registries: false,
                 health: std::collections::HashMap::new(),
                 health_reads: (0, None),
+                made: std::collections::HashMap::new(),
+                identity_gap: None,
             }),
             refreshing: tokio::sync::Mutex::new(()),
         }
@@ -329,6 +388,11 @@ impl Inventory {
             write.apply(&mut snapshot);
         }
         snapshot.reindex();
+        let gap = identity_gap(&snapshot);
+        if gap.is_some() && state.identity_gap.is_none() {
+            tracing::warn!(problem = gap.as_deref().unwrap_or_default(), "creates held");
+        }
+        state.identity_gap = gap;
         state.writes.retain(|(seq, _)| *seq > began);
         // Spending that ended before the reads began is in the account's figures now.
         let before = state.sent.len();
@@ -537,6 +601,73 @@ impl Inventory {
             }
             Err(_) => lock(&self.state).health.get(id).map(|(_, h)| *h),
         }
+    }
+
+    // ---- the create journal ---------------------------------------------------------------------
+
+    /// Why creates on this account wait, if they do: the last lists lacked what identity
+    /// needs (see [`identity_gap`]).
+    pub fn identity_gap(&self) -> Option<String> {
+        lock(&self.state).identity_gap.clone()
+    }
+
+    /// The last create this process made for `owner` (the owner marker, or the name of a
+    /// volume), if it is not known to be gone. A list can lag, lose fields or be wrong; this
+    /// record cannot: while it stands, no second create is sent for that owner until a direct
+    /// read by id proves the first one gone (see [`Inventory::confirm_gone`]).
+    pub fn made_for(&self, owner: &str) -> Option<Made> {
+        lock(&self.state).made.get(owner).cloned()
+    }
+
+    /// Records a create that RunPod answered with an id.
+    pub fn remember_made(&self, owner: &str, kind: MadeKind, id: &str) {
+        lock(&self.state).made.insert(
+            owner.to_string(),
+            Made {
+                kind,
+                id: id.to_string(),
+                at: Instant::now(),
+            },
+        );
+    }
+
+    /// Forgets the journal's records of `id` (deleted, or read gone).
+    pub fn forget_made(&self, id: &str) {
+        lock(&self.state).made.retain(|_, m| m.id != id);
+    }
+
+    /// Reads a recorded object by id. Gone (404): the record is forgotten, `true`. Still
+    /// there: it is laid into the view (so the next plan finds it however the lists look),
+    /// `false`. Any other failure is returned: nothing is known, nothing may be created.
+    pub async fn confirm_gone(&self, made: &Made) -> Result<bool, Error> {
+        let not_found = |e: &Error| e.class() == crate::runpod::ErrorClass::NotFound;
+        match made.kind {
+            MadeKind::Pod => match self.client.get_pod(&made.id).await {
+                Ok(pod) => self.put_pod(pod),
+                Err(e) if not_found(&e) => {
+                    self.forget_made(&made.id);
+                    return Ok(true);
+                }
+                Err(e) => return Err(e),
+            },
+            MadeKind::Endpoint => match self.client.get_endpoint(&made.id).await {
+                Ok(endpoint) => self.put_endpoint(endpoint),
+                Err(e) if not_found(&e) => {
+                    self.forget_made(&made.id);
+                    return Ok(true);
+                }
+                Err(e) => return Err(e),
+            },
+            MadeKind::Volume => match self.client.get_network_volume(&made.id).await {
+                Ok(volume) => self.put_volume(volume),
+                Err(e) if not_found(&e) => {
+                    self.forget_made(&made.id);
+                    return Ok(true);
+                }
+                Err(e) => return Err(e),
+            },
+        }
+        Ok(false)
     }
 
     // ---- the spending ledger ------------------------------------------------------------------

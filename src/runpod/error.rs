@@ -102,6 +102,16 @@ pub enum Error {
         /// The first error message.
         message: String,
     },
+    /// The operator held a create back to protect the account: what RunPod listed cannot
+    /// prove the object does not exist already (a create made earlier and not yet seen gone,
+    /// or lists whose objects lack the names or owner markers identity needs).
+    #[error("{route}: held back: {message}")]
+    Held {
+        /// e.g. `POST /v2/pods`.
+        route: String,
+        /// Why, and what would release it.
+        message: String,
+    },
     /// A create failed after it was sent: the object may exist.
     #[error(
         "{route}: outcome unknown ({cause}); look the object up by its name before creating it again"
@@ -143,6 +153,7 @@ impl Error {
             },
             Self::Transport { .. } => ErrorClass::Transient,
             Self::Decode { .. } | Self::GraphQl { .. } => ErrorClass::InvalidRequest,
+            Self::Held { .. } => ErrorClass::Conflict,
             Self::OutcomeUnknown { .. } => ErrorClass::OutcomeUnknown,
         }
     }
@@ -163,6 +174,7 @@ impl Error {
             | Self::Transport { route, .. }
             | Self::Decode { route, .. }
             | Self::GraphQl { route, .. }
+            | Self::Held { route, .. }
             | Self::OutcomeUnknown { route, .. } => route,
         }
     }

@@ -46,6 +46,9 @@ pub struct ClientConfig {
     pub follow_runpod: bool,
     /// Per-request timeout.
     pub timeout: Duration,
+    /// Deadline of one call, every retry included: an answer that never comes fails in this
+    /// time, not in (timeout x attempts).
+    pub call_deadline: Duration,
     /// Retries of a safe call after the first attempt.
     pub max_retries: usize,
     /// First retry delay.
@@ -65,12 +68,17 @@ impl ClientConfig {
             requests_per_minute: DEFAULT_REQUESTS_PER_MINUTE,
             follow_runpod: false,
             timeout: Duration::from_secs(30),
+            call_deadline: Duration::from_secs(45),
             max_retries: 4,
             min_retry_delay: Duration::from_millis(200),
             max_retry_delay: Duration::from_secs(10),
         }
     }
 }
+
+/// The largest answer read: a list of 10,000 pods is about 20 MB. A bigger body (a hostile or
+/// broken proxy) is refused before it fills memory.
+pub const MAX_ANSWER_BYTES: usize = 64 << 20;
 
 /// The request budget an account starts from when it sets none: RunPod's documented default
 /// quota, until RunPod announces the account's own.
@@ -196,10 +204,7 @@ impl Client {
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
         tracing::debug!(%route, status = status.as_u16(), "RunPod call");
-        let text = response.text().await.map_err(|e| Error::Transport {
-            message: transport_message(&e),
-            route: route.clone(),
-        })?;
+        let text = read_bounded(response, &route).await?;
         if status == StatusCode::TOO_MANY_REQUESTS {
             self.budget
                 .pause_for(retry_after.unwrap_or(Duration::from_secs(1)));
@@ -207,7 +212,7 @@ impl Client {
         if !status.is_success() {
             let problem = serde_json::from_str::<Problem>(&text).unwrap_or_else(|_| Problem {
                 title: status.canonical_reason().unwrap_or_default().to_string(),
-                detail: text.chars().take(500).collect(),
+                detail: plain_detail(&text),
                 errors: Vec::new(),
             });
             return Err(Error::Api {
@@ -241,19 +246,32 @@ impl Client {
                     || matches!(e, Error::Transport { message, .. } if message.starts_with("connection refused"))
             }
         };
-        let result = (|| self.send::<T>(&call))
+        let attempts = (|| self.send::<T>(&call))
             .retry(backoff)
             .when(retryable)
             .adjust(|e: &Error, delay| e.retry_after().or(delay))
             .notify(|e: &Error, delay: Duration| {
                 tracing::debug!(route = e.route(), error = %e, ?delay, "retrying RunPod call");
-            })
-            .await;
-        match result {
-            Err(e) if !idempotent && (e.is_transient()) => Err(Error::OutcomeUnknown {
-                route: e.route().to_string(),
-                cause: Box::new(e),
+            });
+        let result = match tokio::time::timeout(self.config.call_deadline, attempts).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::Transport {
+                route: format!("{} {}", call.method, call.route),
+                message: format!(
+                    "no answer within {} s (every attempt included)",
+                    self.config.call_deadline.as_secs()
+                ),
             }),
+        };
+        match result {
+            // A create that was sent and then failed in transit, or whose success answer could
+            // not be read (cut short, not JSON), may have made the object: look before creating.
+            Err(e) if !idempotent && (e.is_transient() || matches!(e, Error::Decode { .. })) => {
+                Err(Error::OutcomeUnknown {
+                    route: e.route().to_string(),
+                    cause: Box::new(e),
+                })
+            }
             other => other,
         }
     }
@@ -332,6 +350,70 @@ pub enum BillingKind {
     Serverless,
     /// `/v2/billing/network-volumes`.
     NetworkVolumes,
+}
+
+/// Reads an answer's body, at most [`MAX_ANSWER_BYTES`]; more is a decode error (the status
+/// is known, the body cannot be trusted).
+async fn read_bounded(mut response: reqwest::Response, route: &str) -> Result<String, Error> {
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+                    return Err(Error::Decode {
+                        route: route.to_string(),
+                        message: format!(
+                            "the answer is larger than {} MiB; it was not read",
+                            MAX_ANSWER_BYTES >> 20
+                        ),
+                    });
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            Err(e) => {
+                return Err(Error::Transport {
+                    message: transport_message(&e),
+                    route: route.to_string(),
+                });
+            }
+        }
+    }
+    String::from_utf8(body).map_err(|e| Error::Decode {
+        route: route.to_string(),
+        message: format!(
+            "the answer is not UTF-8 text (an invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        ),
+    })
+}
+
+/// An error body that is not RunPod's JSON, in a line: an HTML page (a proxy's or a load
+/// balancer's) is named by its title, anything else is cut to 300 characters.
+fn plain_detail(text: &str) -> String {
+    let trimmed = text.trim_start();
+    let lower: String = trimmed
+        .chars()
+        .take(15)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    if lower.starts_with("<!doctype html") || lower.starts_with("<html") {
+        let title = trimmed
+            .find("<title>")
+            .and_then(|start| {
+                let rest = &trimmed[start + 7..];
+                rest.find("</title>").map(|end| rest[..end].trim())
+            })
+            .filter(|t| !t.is_empty())
+            .map(|t| format!(": {}", t.chars().take(120).collect::<String>()))
+            .unwrap_or_default();
+        return format!("an HTML page instead of RunPod's JSON answer{title}");
+    }
+    let mut detail: String = text.chars().take(300).collect();
+    if detail.len() < text.len() {
+        detail.push('…');
+    }
+    detail
 }
 
 /// A transport error in words, without the URL (whose query could carry secrets elsewhere).

@@ -62,6 +62,11 @@ pub struct FaultRule {
     pub path: String,
     /// `status` (answer `status` without acting), `afterCreate` (act, then answer 500),
     /// `rateLimit` (answer 429 with `Retry-After`), or `latency` (wait `latencyMs`, then act).
+    /// A hostile RunPod, for the operator's defences: `html` (answer `status`, default 502,
+    /// with an HTML page, without acting); and after acting: `truncate` (the answer cut in
+    /// half), `blankIdentity` (every `name` blank, every `env` empty), `wrongTypes` (ids and
+    /// names as numbers), `huge` (10 MB that is not JSON), `endless` (a 200 whose body never
+    /// ends), `empty` (a list answered empty, as a list that lags behind the writes).
     pub kind: String,
     /// The status for `status` faults. Default 503.
     #[serde(default)]
@@ -245,6 +250,8 @@ struct Answer {
     /// A body already serialized (big lists); `body` is then `Null`.
     raw: Option<String>,
     headers: Vec<(&'static str, String)>,
+    /// A body that never ends (the `endless` fault).
+    endless: bool,
 }
 
 impl Answer {
@@ -254,6 +261,7 @@ impl Answer {
             body,
             raw: None,
             headers: Vec::new(),
+            endless: false,
         }
     }
     fn raw(status: u16, text: String) -> Self {
@@ -284,7 +292,21 @@ impl Answer {
 impl IntoResponse for Answer {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut response = if let Some(text) = self.raw {
+        let mut response = if self.endless {
+            let chunks = futures::stream::unfold((), |()| async {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                Some((
+                    Ok::<_, std::io::Error>(axum::body::Bytes::from_static(b"[{\"id\":\"x\"},")),
+                    (),
+                ))
+            });
+            let mut r = (status, axum::body::Body::from_stream(chunks)).into_response();
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            r
+        } else if let Some(text) = self.raw {
             let mut r = (status, text).into_response();
             r.headers_mut().insert(
                 header::CONTENT_TYPE,

@@ -14,7 +14,7 @@ use axum::{
     http::{HeaderMap, Method, Uri},
     response::{IntoResponse, Response},
 };
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::{
     Answer, FaultRule, Faults, RequestRecord, Sim, Window, admin::admin, bearer, graphql::graphql,
@@ -348,6 +348,14 @@ pub(super) async fn rest_call(
             "latency" => {
                 tokio::time::sleep(Duration::from_millis(fault.latency_ms.unwrap_or(0))).await
             }
+            "html" => {
+                let mut a = Answer::raw(
+                    fault.status.unwrap_or(502),
+                    "<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head><body><h1>Bad Gateway</h1></body></html>".to_string(),
+                );
+                a.headers.push(("content-type", "text/html".to_string()));
+                return a;
+            }
             _ => {}
         }
     }
@@ -388,9 +396,15 @@ pub(super) async fn rest_call(
         let mut world = sim.world();
         handle(&mut world, key, method, &route, uri, &parsed)
     };
-    if fault.is_some_and(|f| f.kind == "afterCreate") && answer.status < 300 {
+    if fault.as_ref().is_some_and(|f| f.kind == "afterCreate") && answer.status < 300 {
         // RunPod's known bug: the object exists, the answer says 500.
         answer = Answer::problem(500, "internal server error");
+    }
+    if let Some(kind) = fault.as_ref().map(|f| f.kind.as_str())
+        && let Some(mangled) = mangle(kind, &answer)
+    {
+        // A hostile answer breaks the spec on purpose: not a simulator bug to record.
+        return mangled;
     }
     let violations = if sim.check_responses {
         let parsed;
@@ -413,6 +427,85 @@ pub(super) async fn rest_call(
         );
     }
     answer
+}
+
+/// The objects of an answer: the items of each list in it (`{"pods": [...]}`), or the
+/// answer itself when it is one object.
+fn listed(body: &mut Value) -> Vec<&mut Value> {
+    let has_lists = body
+        .as_object()
+        .is_some_and(|map| map.values().any(Value::is_array));
+    if has_lists {
+        body.as_object_mut()
+            .into_iter()
+            .flat_map(|map| map.values_mut())
+            .filter_map(Value::as_array_mut)
+            .flatten()
+            .collect()
+    } else {
+        vec![body]
+    }
+}
+
+/// The hostile answers (see [`super::FaultRule::kind`]), made from the real one.
+fn mangle(kind: &str, answer: &Answer) -> Option<Answer> {
+    let text = || {
+        answer
+            .raw
+            .clone()
+            .unwrap_or_else(|| answer.body.to_string())
+    };
+    let mut out = match kind {
+        "truncate" => {
+            let text = text();
+            let mut cut = text.len() / 2;
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            Answer::raw(answer.status, text[..cut].to_string())
+        }
+        "blankIdentity" => {
+            let mut body: Value = serde_json::from_str(&text()).unwrap_or(Value::Null);
+            for item in listed(&mut body) {
+                if let Some(map) = item.as_object_mut() {
+                    map.insert("name".to_string(), Value::String(String::new()));
+                    if map.contains_key("env") {
+                        map.insert("env".to_string(), json!({}));
+                    }
+                }
+            }
+            Answer::json(answer.status, body)
+        }
+        "wrongTypes" => {
+            let mut body: Value = serde_json::from_str(&text()).unwrap_or(Value::Null);
+            for item in listed(&mut body) {
+                *item = json!({"id": 7, "name": ["not", "a", "name"], "env": "x"});
+            }
+            Answer::json(answer.status, body)
+        }
+        "huge" => Answer::raw(answer.status, "x".repeat(10 << 20)),
+        // A list that lags behind the writes: nothing in it yet.
+        "empty" => {
+            let mut body: Value = serde_json::from_str(&text()).unwrap_or(Value::Null);
+            let lists = body.as_object_mut()?;
+            let mut emptied = false;
+            for value in lists.values_mut().filter(|v| v.is_array()) {
+                *value = json!([]);
+                emptied = true;
+            }
+            if !emptied {
+                return None;
+            }
+            Answer::json(answer.status, body)
+        }
+        "endless" => Answer {
+            endless: true,
+            ..Answer::empty(200)
+        },
+        _ => return None,
+    };
+    out.headers = answer.headers.clone();
+    Some(out)
 }
 
 pub(super) fn outcome(result: Result<Value, Refusal>, status: u16) -> Answer {
