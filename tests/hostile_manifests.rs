@@ -191,7 +191,7 @@ fn hostile_shapes_are_refused_with_the_place_and_the_fix() {
             "gputypes.yaml",
             pod.replace(
                 "types: [\"NVIDIA A100-SXM4-80GB\"]",
-                &format!("types: [{}]", vec!["\"NVIDIA A40\""; 11].join(", ")),
+                &format!("types: [{}]", ["\"NVIDIA A40\""; 11].join(", ")),
             ),
             "spec.gpu.types: too many items",
         ),
