@@ -27,21 +27,60 @@ pub struct Owner {
 }
 
 impl Owner {
-    /// The deterministic RunPod name: `rpo-<namespace>-<name>-<first 8 of the UID>`. The UID
-    /// part keeps a deleted-and-recreated object from claiming its predecessor's pod.
+    /// The deterministic RunPod name: `rpo-<namespace>-<name>-<UID part>`. The UID part keeps
+    /// a deleted-and-recreated object from claiming its predecessor's pod, and two owners
+    /// whose names read alike (`a-b`/`c` and `a`/`b-c`, or long names cut to one prefix)
+    /// apart: the first 8 characters of a cluster UID (random), or all 16 hex digits (64 bits)
+    /// of a local one; a name cut to RunPod's limit keeps 16 characters of any UID. Among
+    /// 100,000 owners whose names all collide, 64 bits leave a chance of about 3 in 10^10
+    /// that two share a name.
     pub fn runpod_name(&self) -> String {
+        let uid: String = self
+            .uid
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect();
+        let short: String = match self.uid.strip_prefix("local-") {
+            Some(hex) => hex.chars().filter(char::is_ascii_alphanumeric).collect(),
+            None => uid.chars().take(8).collect(),
+        };
+        let whole = "rpo-".len()
+            + self.namespace.len()
+            + usize::from(!self.namespace.is_empty())
+            + self.name.len()
+            + 1
+            + short.len();
+        if whole <= MAX_NAME {
+            return self.name_with(&short);
+        }
+        let long: String = match self.uid.strip_prefix("local-") {
+            Some(_) => short,
+            None => uid.chars().take(16).collect(),
+        };
+        self.name_with(&long)
+    }
+
+    /// The name versions before 0.2 gave (8 characters of the UID, `local` + 3 hex digits for
+    /// a local one), when it differs: what they made is found by it and renamed, never lost.
+    pub fn legacy_runpod_name(&self) -> Option<String> {
         let uid: String = self
             .uid
             .chars()
             .filter(char::is_ascii_alphanumeric)
             .take(8)
             .collect();
-        let mut name = format!("rpo-{}-{}-{uid}", self.namespace, self.name);
-        if self.namespace.is_empty() {
-            name = format!("rpo-{}-{uid}", self.name);
-        }
+        let legacy = self.name_with(&uid);
+        (legacy != self.runpod_name()).then_some(legacy)
+    }
+
+    /// `rpo-<namespace>-<name>-<uid>`, cut to RunPod's limit keeping the UID part whole.
+    fn name_with(&self, uid: &str) -> String {
+        let mut name = if self.namespace.is_empty() {
+            format!("rpo-{}-{uid}", self.name)
+        } else {
+            format!("rpo-{}-{}-{uid}", self.namespace, self.name)
+        };
         if name.len() > MAX_NAME {
-            // Keep the UID part, which makes it unique.
             let tail = format!("-{uid}");
             // On a character boundary: a name may be any UTF-8 (the CLI reads it from disk).
             let mut cut = MAX_NAME - tail.len();
@@ -120,10 +159,36 @@ mod tests {
     }
 
     #[test]
-    fn a_long_name_is_cut_but_keeps_the_uid() {
+    fn a_long_name_is_cut_but_keeps_64_bits_of_the_uid() {
         let name = owner(&"x".repeat(300)).runpod_name();
         assert_eq!(name.len(), 191);
-        assert!(name.ends_with("-3f1c9a2e"));
+        assert!(name.ends_with("-3f1c9a2e77aa4b1e"), "{name}");
+    }
+
+    #[test]
+    fn a_hundred_thousand_local_owners_with_one_long_prefix_get_distinct_names() {
+        let prefix = "p".repeat(250);
+        let mut names = std::collections::HashSet::new();
+        for i in 0..100_000 {
+            let owner = Owner::of(Some("ml"), &format!("{prefix}{i}"), None);
+            let name = owner.runpod_name();
+            assert!(name.len() <= MAX_NAME);
+            assert!(names.insert(name.clone()), "{name} twice");
+        }
+        // Short local names carry all 16 hex digits too (not `local` and 3 of them).
+        let name = Owner::of(Some("ml"), "trainer", None).runpod_name();
+        assert!(
+            name.starts_with("rpo-ml-trainer-") && name.len() == "rpo-ml-trainer-".len() + 16,
+            "{name}"
+        );
+    }
+
+    #[test]
+    fn the_legacy_name_is_known_where_it_differs() {
+        let local = Owner::of(Some("ml"), "trainer", None);
+        let legacy = local.legacy_runpod_name().expect("local names changed");
+        assert!(legacy.starts_with("rpo-ml-trainer-local"), "{legacy}");
+        assert_eq!(owner("matting").legacy_runpod_name(), None);
     }
 
     #[test]
@@ -133,7 +198,7 @@ mod tests {
             let name = format!("{}{}", "x".repeat(pad), "é名🚀".repeat(80));
             let runpod = owner(&name).runpod_name();
             assert!(runpod.len() <= MAX_NAME, "{} bytes", runpod.len());
-            assert!(runpod.ends_with("-3f1c9a2e"), "{runpod}");
+            assert!(runpod.ends_with("-3f1c9a2e77aa4b1e"), "{runpod}");
             assert!(runpod.starts_with("rpo-vision-"), "{runpod}");
         }
     }

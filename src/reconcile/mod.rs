@@ -289,11 +289,23 @@ pub fn orphans(ws: &Workspace, snapshot: &Snapshot, prices: &PriceCatalogue) -> 
         ids.extend(w.status.as_ref().and_then(|s| s.runpod_id.clone()));
         ids.extend(w.annotations().get(ADOPT_ANNOTATION).cloned());
     }
+    // A declared volume owns one RunPod volume (the one its plan uses); others with its
+    // name are extras, reported like any object nobody declared.
+    let mut volumes_kept = std::collections::BTreeSet::new();
     for v in &ws.volumes {
         let owner = owner_of(v.namespace(), &v.name_any(), v.uid());
-        names.insert(owner.runpod_name());
-        ids.extend(v.status.as_ref().and_then(|s| s.runpod_id.clone()));
-        ids.extend(v.annotations().get(ADOPT_ANNOTATION).cloned());
+        let known = v.status.as_ref().and_then(|s| s.runpod_id.clone());
+        let adopt = v.annotations().get(ADOPT_ANNOTATION).cloned();
+        if let Some(kept) = crate::engine::plan::find_volume(
+            &owner,
+            &snapshot.volumes,
+            known.as_deref(),
+            adopt.as_deref(),
+        ) {
+            volumes_kept.insert(kept.id.clone());
+        }
+        ids.extend(known);
+        ids.extend(adopt);
     }
     let owned = |id: &str, name: &str, marker: Option<&String>| {
         ids.contains(id) || names.contains(name) || marker.is_some_and(|m| uids.contains(m))
@@ -346,7 +358,7 @@ pub fn orphans(ws: &Workspace, snapshot: &Snapshot, prices: &PriceCatalogue) -> 
         }
     }
     for volume in &snapshot.volumes {
-        if !owned(&volume.id, &volume.name, None) {
+        if !volumes_kept.contains(&volume.id) && !ids.contains(&volume.id) {
             out.push(Orphan {
                 kind: "NetworkVolume",
                 id: volume.id.clone(),

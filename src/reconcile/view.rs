@@ -171,9 +171,14 @@ impl<'a> AccountView<'a> {
                     let volume_owner = owner_of(v.namespace(), &v.name_any(), v.uid());
                     let runpod_name = volume_owner.runpod_name();
                     let known = v.status.as_ref().and_then(|s| s.runpod_id.clone());
+                    // The rule of `find_volume`, through the index.
                     let id = self
                         .snapshot
                         .volume(known.as_deref(), &runpod_name)
+                        .or_else(|| {
+                            let legacy = volume_owner.legacy_runpod_name()?;
+                            self.snapshot.volume(None, &legacy)
+                        })
                         .map(|rv| rv.id.clone());
                     (
                         v.name_any(),

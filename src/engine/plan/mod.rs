@@ -44,7 +44,7 @@ mod volume;
 pub use action::{Action, Plan, Spend};
 pub use money::{Money, Pending, credit_order, credit_victims, credit_victims_ranked};
 pub use registry::plan_registry_delete;
-pub use volume::{VolumePlan, plan_volume, plan_volume_delete};
+pub use volume::{VolumePlan, find_volume, plan_volume, plan_volume_delete};
 
 use std::{collections::BTreeMap, time::Duration};
 

@@ -30,6 +30,9 @@ pub struct VolumePlan {
     pub verdicts: Vec<Verdict>,
     /// USD per month.
     pub cost_per_month: Decimal,
+    /// Other volumes with this volume's name (a create repeated by a crash or a lagging list,
+    /// or one made in the console): reported, never deleted (they may hold data).
+    pub extras: Vec<String>,
 }
 
 /// Plans a NetworkVolume: create it, grow it; report what cannot change (data centre, tier,
@@ -52,17 +55,28 @@ pub fn plan_volume(
     } else {
         "STANDARD"
     };
-    let found = volumes
+    let legacy = owner.legacy_runpod_name();
+    let found = find_volume(owner, volumes, known_id, adopt_id);
+    let extras: Vec<&RunPodVolume> = volumes
         .iter()
-        .find(|v| adopt_id == Some(v.id.as_str()) || known_id == Some(v.id.as_str()))
-        .or_else(|| volumes.iter().find(|v| v.name == name));
+        .filter(|v| v.name == name || legacy.as_deref() == Some(v.name.as_str()))
+        .filter(|v| found.is_none_or(|f| f.id != v.id))
+        .collect();
     let mut plan = VolumePlan {
         actions: Vec::new(),
         runpod_id: found.map(|v| v.id.clone()),
         drift: Vec::new(),
         verdicts: Vec::new(),
         cost_per_month,
+        extras: extras.iter().map(|v| v.id.clone()).collect(),
     };
+    if !extras.is_empty() {
+        plan.drift.push(drift(
+            "networkVolume",
+            format!("one volume named {name}"),
+            format!("{} more: {}", extras.len(), plan.extras.join(", ")),
+        ));
+    }
     let manage = spec.management_policy == ManagementPolicy::Manage;
     let mut stalled: Option<(&'static str, String)> = None;
     match found {
@@ -85,7 +99,7 @@ pub fn plan_volume(
             } else if manage {
                 plan.actions.push(Action::CreateVolume {
                     request: CreateNetworkVolume {
-                        name,
+                        name: name.clone(),
                         size: spec.size_gb,
                         data_center: spec.data_center.clone(),
                         volume_type: Some(tier.to_string()),
@@ -126,12 +140,16 @@ pub fn plan_volume(
                         v.size, spec.size_gb
                     ),
                 ));
-            } else if v.size < spec.size_gb && manage {
+            }
+            // A volume under the name an older version gave takes today's name (in place).
+            let rename = (legacy.as_deref() == Some(v.name.as_str())).then(|| name.clone());
+            let grow = (v.size < spec.size_gb).then_some(spec.size_gb);
+            if (rename.is_some() || grow.is_some()) && manage {
                 plan.actions.push(Action::UpdateVolume {
                     id: v.id.clone(),
                     request: UpdateNetworkVolume {
-                        name: None,
-                        size: Some(spec.size_gb),
+                        name: rename,
+                        size: grow,
                     },
                 });
             }
@@ -173,7 +191,18 @@ pub fn plan_volume(
                 .push(Verdict::no(CONDITION_RECONCILING, "InSync", ""));
         }
     }
-    plan.verdicts.push(if drifted {
+    plan.verdicts.push(if !extras.is_empty() {
+        Verdict::yes(
+            CONDITION_DRIFTED,
+            "DuplicateVolumes",
+            format!(
+                "RunPod holds {} more network volume(s) named {name} ({}), billed like this one; the operator uses {} and deletes none of the others, which may hold data: check them and delete them in the RunPod console",
+                extras.len(),
+                plan.extras.join(", "),
+                plan.runpod_id.as_deref().unwrap_or("none yet")
+            ),
+        )
+    } else if drifted {
         Verdict::yes(
             CONDITION_DRIFTED,
             "FieldsDiffer",
@@ -183,6 +212,26 @@ pub fn plan_volume(
         Verdict::no(CONDITION_DRIFTED, "InSync", "")
     });
     plan
+}
+
+/// The RunPod volume a NetworkVolume is: the adopted or recorded id, else the first volume
+/// with its name, else the first with the name an older version gave it. The workloads that
+/// mount it and the audit use the same rule, so all three agree on which one it is.
+pub fn find_volume<'a>(
+    owner: &Owner,
+    volumes: &'a [RunPodVolume],
+    known_id: Option<&str>,
+    adopt_id: Option<&str>,
+) -> Option<&'a RunPodVolume> {
+    let name = owner.runpod_name();
+    volumes
+        .iter()
+        .find(|v| adopt_id == Some(v.id.as_str()) || known_id == Some(v.id.as_str()))
+        .or_else(|| volumes.iter().find(|v| v.name == name))
+        .or_else(|| {
+            let legacy = owner.legacy_runpod_name()?;
+            volumes.iter().find(|v| v.name == legacy)
+        })
 }
 
 /// What deleting a NetworkVolume does: nothing with `Orphan`; with `Delete`, the volume goes,
@@ -197,11 +246,7 @@ pub fn plan_volume_delete(
     if orphan {
         return Ok(Vec::new());
     }
-    let name = owner.runpod_name();
-    let Some(volume) = volumes
-        .iter()
-        .find(|v| known_id == Some(v.id.as_str()) || v.name == name)
-    else {
+    let Some(volume) = find_volume(owner, volumes, known_id, None) else {
         return Ok(Vec::new());
     };
     let mut users: Vec<String> = observed
