@@ -570,3 +570,59 @@ fn demo_walks_through_the_product() {
         assert!(out.contains(expected), "{expected:?} missing from:\n{out}");
     }
 }
+
+#[test]
+fn a_manifest_error_prints_no_backtrace_and_rust_log_is_read() {
+    let bad = std::env::temp_dir().join(format!("runpod-operator-tab-{}.yaml", std::process::id()));
+    std::fs::write(
+        &bad,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n\tname: x\n",
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_runpod-operator"))
+        .args(["plan", "--sim", "-f", bad.to_str().unwrap()])
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    assert_eq!(code(&output), 1);
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        err.contains("not valid YAML") && err.contains("line 4"),
+        "{err}"
+    );
+    assert!(!err.contains("backtrace"), "{err}");
+    // A file that is not UTF-8 is named as such, not as a failed write.
+    std::fs::write(&bad, [0xff_u8, 0xfe, 0x00, 0x41]).unwrap();
+    let binary = run(&["plan", "--sim", "-f", bad.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&binary.stderr);
+    assert!(err.contains("not UTF-8 text"), "{err}");
+    assert!(!err.contains("write"), "{err}");
+    std::fs::remove_file(&bad).unwrap();
+
+    // RUST_LOG is read when neither --log nor RUNPOD_OPERATOR_LOG is set: at debug, the
+    // client's calls show.
+    let dir = manifests(&[]);
+    let output = Command::new(env!("CARGO_BIN_EXE_runpod-operator"))
+        .args(["plan", "--sim", "-f", dir.to_str().unwrap()])
+        .env("RUST_LOG", "runpod_operator=debug")
+        .env_remove("RUNPOD_OPERATOR_LOG")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("RunPod call"), "RUST_LOG was not read:\n{err}");
+    // --log wins over RUST_LOG.
+    let quiet = Command::new(env!("CARGO_BIN_EXE_runpod-operator"))
+        .args([
+            "--log",
+            "error",
+            "plan",
+            "--sim",
+            "-f",
+            dir.to_str().unwrap(),
+        ])
+        .env("RUST_LOG", "runpod_operator=debug")
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&quiet.stderr).contains("RunPod call"));
+    std::fs::remove_dir_all(dir).unwrap();
+}

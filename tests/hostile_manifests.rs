@@ -99,6 +99,16 @@ fn hostile_shapes_are_refused_with_the_place_and_the_fix() {
         &pod.replace("  type: Pod", "\ttype: Pod"),
         &["not valid YAML", "line 14"],
     );
+    // The same error in the third document of a stream is counted from the top of the file.
+    let configmap = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n";
+    refused(
+        "stream.yaml",
+        &format!(
+            "{configmap}---\n{configmap}---\n{}",
+            pod.replace("  type: Pod", "\ttype: Pod")
+        ),
+        &["not valid YAML", "line 22"],
+    );
     // An undefined alias: a panic inside the old reader.
     refused(
         "alias.yaml",

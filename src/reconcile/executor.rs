@@ -102,7 +102,7 @@ async fn create_allowed(
     match inventory.confirm_gone(&made).await {
         Ok(true) => Ok(()),
         Ok(false) => Err(held(format!(
-            "{} made {} s ago for this owner still exists, though the last list did not show it; it is tracked again and nothing new is made",
+            "{} made {} s ago for this owner still exists, though the plan did not find it (a list that lags, or its name or marker changed on RunPod); nothing new is made while it exists",
             made.id,
             made.at.elapsed().as_secs()
         ))),

@@ -124,8 +124,53 @@ pub enum Manifest {
     Other(Value),
 }
 
-/// The reader's message in a user's words: its advice is for programmers.
-fn yaml_message(raw: &str) -> String {
+/// A stream cut into its documents at the `---` lines (a document marker cannot appear inside a
+/// scalar at the start of a line), each with the number of its first line (0-based). A stream
+/// with directives (`%YAML`) is read whole: a directive belongs to the document after it.
+fn documents(text: &str) -> Vec<(u64, &str)> {
+    let directives = text.lines().any(|l| l.starts_with('%'));
+    let mut pieces = Vec::new();
+    let (mut start, mut start_line, mut line) = (0, 0u64, 0u64);
+    let mut at = 0;
+    for raw in text.split_inclusive('\n') {
+        let content = raw.trim_end_matches(['\n', '\r']);
+        let marker =
+            content == "---" || content.starts_with("--- ") || content.starts_with("---\t");
+        if marker && !directives && at > start {
+            pieces.push((start_line, &text[start..at]));
+            start = at;
+            start_line = line;
+        }
+        at += raw.len();
+        line += 1;
+    }
+    if start < text.len() || pieces.is_empty() {
+        pieces.push((start_line, &text[start..]));
+    }
+    pieces
+}
+
+/// The reader's message in a user's words (its advice is for programmers), with the line
+/// counted from the start of the file.
+fn yaml_message(e: &serde_saphyr::Error, first_line: u64) -> String {
+    let mut raw = e.to_string();
+    if first_line > 0
+        && let Some(at) = e.location()
+    {
+        let (line, column) = (at.line(), at.column());
+        let local = format!("line {line}, column {column}");
+        if raw.contains(&local) {
+            raw = raw.replace(
+                &local,
+                &format!("line {}, column {column}", line + first_line),
+            );
+        } else {
+            raw.push_str(&format!(
+                " (in the document that starts at line {})",
+                first_line + 1
+            ));
+        }
+    }
     let raw = raw.replace(
         ", set DuplicateKeyPolicy in Options if acceptable",
         " (a key may appear once per mapping, as kubectl requires: keep one)",
@@ -151,27 +196,36 @@ pub fn parse_manifests(text: &str, source_name: &str) -> Result<Vec<Manifest>, V
     }
     // Editors on Windows save a byte-order mark; it is not part of the YAML.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let documents: Vec<Value> = serde_saphyr::from_multiple_with_options(text, yaml_options())
-        .map_err(|e| {
-            vec![ManifestError::Yaml {
-                source_name: source_name.to_string(),
-                error: yaml_message(&e.to_string()),
-            }]
-        })?;
-    let mut manifests = Vec::with_capacity(documents.len());
+    let mut manifests = Vec::new();
     let mut errors = Vec::new();
-    for value in documents {
-        if value.is_null() {
-            continue;
-        }
-        match check_document(&value, None) {
-            Ok(manifest) => manifests.push(manifest),
-            Err(field_errors) => errors.push(ManifestError::Invalid {
-                source_name: source_name.to_string(),
-                kind: value["kind"].as_str().unwrap_or("object").to_string(),
-                name: value["metadata"]["name"].as_str().unwrap_or("").to_string(),
-                errors: field_errors,
-            }),
+    // One document at a time: each is checked and dropped before the next is read, so a file
+    // of 10,000 workloads never holds 10,000 untyped trees at once.
+    for (first_line, piece) in documents(text) {
+        let values: Vec<Value> =
+            match serde_saphyr::from_multiple_with_options(piece, yaml_options()) {
+                Ok(values) => values,
+                Err(e) => {
+                    errors.push(ManifestError::Yaml {
+                        source_name: source_name.to_string(),
+                        error: yaml_message(&e, first_line),
+                    });
+                    // What follows a syntax error cannot be located reliably.
+                    break;
+                }
+            };
+        for value in values {
+            if value.is_null() {
+                continue;
+            }
+            match check_document(&value, None) {
+                Ok(manifest) => manifests.push(manifest),
+                Err(field_errors) => errors.push(ManifestError::Invalid {
+                    source_name: source_name.to_string(),
+                    kind: value["kind"].as_str().unwrap_or("object").to_string(),
+                    name: value["metadata"]["name"].as_str().unwrap_or("").to_string(),
+                    errors: field_errors,
+                }),
+            }
         }
     }
     if errors.is_empty() {
