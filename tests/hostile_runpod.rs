@@ -217,8 +217,7 @@ async fn lists_without_names_or_markers_hold_every_create() {
             let report = pass(&ws, inventory).await.unwrap();
             let said = outcome(&report);
             assert!(
-                said.contains("held back")
-                    && said.contains("without an id, a name or the owner marker"),
+                said.contains("held back") && said.contains("without an id or a name"),
                 "{said}: {:?}",
                 report.items[0]
             );

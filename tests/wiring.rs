@@ -264,3 +264,116 @@ async fn deleted_objects_leave_no_series_and_a_volume_goes_right_after_its_last_
     assert!(metrics.contains("name=\"keeper\""), "{metrics}");
     a.stop().await.unwrap();
 }
+
+/// Issue 14 item 3 in the controller: when RunPod's pod list loses names and markers, creates
+/// on the account wait. The RunPodAccount says `CreatesHeld` (with a Warning Event), a new
+/// workload gets no RunPod object and a `WriteHeld` Event, the existing pod is left alone;
+/// whole lists again release the hold and the new workload gets exactly one object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_without_identity_hold_creates_and_the_account_says_so() {
+    let h = Harness::new(20.0).await;
+    h.account(1).await;
+    let pod = |name: &str| {
+        json!({
+            "apiVersion": "runpod-operator.dev/v1alpha1", "kind": "GpuWorkload",
+            "metadata": {"name": name, "namespace": "ml"},
+            "spec": {"type": "Pod", "image": "img:1", "gpu": {"types": ["NVIDIA A100-SXM4-80GB"]},
+                     "spendingCap": {"usdPerHour": "3"}}
+        })
+    };
+    h.create(pod("first")).await;
+    let a = h.start("a", Duration::from_secs(1));
+    eventually(
+        Duration::from_secs(30),
+        "the first workload is Ready",
+        || all_ready(&h),
+    )
+    .await;
+    let creates = h.creates();
+    assert_eq!(creates, 1);
+    let patches = h.runpod_requests("PATCH", "/v2/pods");
+
+    h.faults(json!([{"method": "GET", "path": "/v2/pods", "kind": "blankIdentity"}]))
+        .await;
+    let accounts: Api<runpod_operator::api::RunPodAccount> = Api::all(h.client.clone());
+    eventually(
+        Duration::from_secs(30),
+        "the account says CreatesHeld",
+        || async {
+            accounts
+                .get("default")
+                .await
+                .ok()
+                .and_then(|a| a.status)
+                .is_some_and(|s| {
+                    s.conditions
+                        .iter()
+                        .any(|c| c.type_ == "CreatesHeld" && c.status == "True")
+                })
+        },
+    )
+    .await;
+    // Created once the account has read the broken list (a workload reconciled before that
+    // planned on the last whole list, rightly).
+    h.create(pod("second")).await;
+    eventually(
+        Duration::from_secs(30),
+        "the second workload's create is held",
+        || async {
+            h.kube
+                .list("events.k8s.io/v1/events")
+                .iter()
+                .any(|e| e["reason"] == "WriteHeld" && e["regarding"]["name"] == "second")
+        },
+    )
+    .await;
+    // A few more passes while held: still nothing made.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        h.creates(),
+        creates,
+        "a create while the lists lack identity"
+    );
+    // The first pod's env reads blank in those lists: not "drift" to correct with a PATCH
+    // (which would reset the pod).
+    assert_eq!(
+        h.runpod_requests("PATCH", "/v2/pods"),
+        patches,
+        "a change written from a list that lost fields"
+    );
+    let events = h.kube.list("events.k8s.io/v1/events");
+    let held = events
+        .iter()
+        .find(|e| e["reason"] == "CreatesHeld")
+        .expect("a CreatesHeld Event on the account");
+    assert_eq!(held["type"], "Warning");
+    assert!(
+        held["note"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("without an id or a name"),
+        "{held}"
+    );
+
+    h.faults(json!([])).await;
+    eventually(Duration::from_secs(30), "both workloads are Ready", || {
+        all_ready(&h)
+    })
+    .await;
+    assert_eq!(h.creates(), 2, "exactly one create for the second workload");
+    one_object_per_workload(&h).await.unwrap();
+    eventually(Duration::from_secs(15), "the hold is lifted", || async {
+        accounts
+            .get("default")
+            .await
+            .ok()
+            .and_then(|a| a.status)
+            .is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "CreatesHeld" && c.status == "False")
+            })
+    })
+    .await;
+    a.stop().await.unwrap();
+}

@@ -429,7 +429,7 @@ async fn announce(w: &GpuWorkload, ctx: &Context, step: &Step, outcome: &Outcome
             // Held by the operator itself (lists without identity, an earlier create not yet
             // proven gone), not refused by RunPod.
             let reason = if matches!(e, crate::runpod::Error::Held { .. }) {
-                "CreateHeld"
+                "WriteHeld"
             } else {
                 "RunPodRefused"
             };

@@ -51,6 +51,7 @@ fn gone_is_done(result: Result<(), crate::runpod::Error>, id: &str) -> Outcome {
 /// What a create would make: the journal's key for its owner (the owner marker, else the
 /// name), the kind, the route, and the id of a pod it replaces.
 fn create_of(action: &Action) -> Option<(String, MadeKind, &'static str, Option<&str>)> {
+    let route = route_of(action);
     match action {
         Action::CreatePod { request, .. } | Action::ReplacePod { request, .. } => {
             let owner = request.env.get(OWNER_ENV).unwrap_or(&request.name).clone();
@@ -58,25 +59,22 @@ fn create_of(action: &Action) -> Option<(String, MadeKind, &'static str, Option<
                 Action::ReplacePod { old_id, .. } => Some(old_id.as_str()),
                 _ => None,
             };
-            Some((owner, MadeKind::Pod, "POST /v2/pods", replaces))
+            Some((owner, MadeKind::Pod, route, replaces))
         }
         Action::CreateEndpoint { request } => {
             let owner = request.env.get(OWNER_ENV).unwrap_or(&request.name).clone();
-            Some((owner, MadeKind::Endpoint, "POST /v2/endpoints", None))
+            Some((owner, MadeKind::Endpoint, route, None))
         }
-        Action::CreateVolume { request } => Some((
-            request.name.clone(),
-            MadeKind::Volume,
-            "POST /v2/networkvolumes",
-            None,
-        )),
+        Action::CreateVolume { request } => {
+            Some((request.name.clone(), MadeKind::Volume, route, None))
+        }
         _ => None,
     }
 }
 
-/// Whether a create may be sent. Not while the account's lists cannot prove what exists,
-/// and not while this process's own earlier create for the same owner is not proven gone by
-/// a direct read: a list that lags, or lost names and markers, must never cause a duplicate.
+/// Whether a create may be sent: not while this process's own earlier create for the same
+/// owner is not proven gone by a direct read (a list that lags, or lost names and markers,
+/// must never cause a duplicate).
 async fn create_allowed(
     inventory: &Inventory,
     owner: &str,
@@ -89,9 +87,6 @@ async fn create_allowed(
             message,
         })
     };
-    if let Some(gap) = inventory.identity_gap() {
-        return Err(held(gap));
-    }
     let Some(made) = inventory.made_for(owner) else {
         return Ok(());
     };
@@ -113,8 +108,40 @@ async fn create_allowed(
     }
 }
 
+/// The route an action writes to, for messages.
+fn route_of(action: &Action) -> &'static str {
+    match action {
+        Action::CreatePod { .. } | Action::ReplacePod { .. } => "POST /v2/pods",
+        Action::CreateEndpoint { .. } => "POST /v2/serverless",
+        Action::CreateVolume { .. } => "POST /v2/network-volumes",
+        Action::CreateRegistry { .. } => "POST /v2/registries",
+        Action::UpdatePod { .. } => "PATCH /v2/pods/{id}",
+        Action::UpdateEndpoint { .. } => "PATCH /v2/serverless/{id}",
+        Action::UpdateVolume { .. } => "PATCH /v2/network-volumes/{id}",
+        Action::StartPod { .. } => "POST /v2/pods/{id}/start",
+        Action::StopPod { .. } => "POST /v2/pods/{id}/stop",
+        Action::DeletePod { .. } => "DELETE /v2/pods/{id}",
+        Action::DeleteEndpoint { .. } => "DELETE /v2/serverless/{id}",
+        Action::DeleteVolume { .. } => "DELETE /v2/network-volumes/{id}",
+        Action::DeleteRegistry { .. } => "DELETE /v2/registries/{id}",
+        Action::Wait { .. } => "",
+    }
+}
+
 /// Runs one action.
 pub async fn execute(action: &Action, inventory: &Inventory) -> Outcome {
+    // Lists without the names or markers identity needs cannot prove what exists, nor what
+    // an object holds (a blanked env would read as drift): every write but the ones that save
+    // money waits.
+    if action.writes()
+        && !action.saves_money()
+        && let Some(gap) = inventory.identity_gap()
+    {
+        return Outcome::Failed(Error::Held {
+            route: route_of(action).to_string(),
+            message: gap,
+        });
+    }
     let create = create_of(action);
     if let Some((owner, _, route, replaces)) = &create
         && let Err(outcome) = create_allowed(inventory, owner, route, *replaces).await

@@ -285,23 +285,22 @@ pub enum MadeKind {
 }
 
 /// Why a snapshot's lists cannot prove which objects exist, if they cannot: an object without
-/// an id or a name, or one with the operator's name (`rpo-...`) that lacks the owner marker
-/// every pod and endpoint the operator makes carries. Planning on such lists could create an
-/// object that already exists, so creates wait until the lists are whole again.
+/// an id or a name. RunPod names every object (the operator's names are deterministic), so a
+/// blank name is a list that lost fields, not a console edit; planning on it could create an
+/// object that already exists, or "correct" a field the list lost, so creates and changes
+/// wait until the lists are whole again. (A pod or endpoint whose owner marker was removed in
+/// the console is still found by its name, and the marker is put back as drift.)
 pub fn identity_gap(snapshot: &Snapshot) -> Option<String> {
     let blank = |id: &str, name: &str| id.trim().is_empty() || name.trim().is_empty();
-    let unmarked = |name: &str, env: &std::collections::BTreeMap<String, String>| {
-        name.starts_with("rpo-") && marker(env).is_none_or(|m| m.trim().is_empty())
-    };
     let pods = snapshot
         .pods
         .iter()
-        .filter(|p| blank(&p.id, &p.name) || unmarked(&p.name, &p.env))
+        .filter(|p| blank(&p.id, &p.name))
         .count();
     let endpoints = snapshot
         .endpoints
         .iter()
-        .filter(|e| blank(&e.id, &e.name) || unmarked(&e.name, &e.env))
+        .filter(|e| blank(&e.id, &e.name))
         .count();
     let volumes = snapshot
         .volumes
@@ -310,7 +309,7 @@ pub fn identity_gap(snapshot: &Snapshot) -> Option<String> {
         .count();
     (pods + endpoints + volumes > 0).then(|| {
         format!(
-            "RunPod listed {pods} pod(s), {endpoints} endpoint(s) and {volumes} network volume(s) without an id, a name or the owner marker, so what already exists cannot be told apart; creates on this account wait until the lists are whole again (nothing is changed or deleted because of it)"
+            "RunPod listed {pods} pod(s), {endpoints} endpoint(s) and {volumes} network volume(s) without an id or a name, so what already exists cannot be told apart; creates and changes on this account wait until the lists are whole again (stops and deletions that save money still run)"
         )
     })
 }
