@@ -87,6 +87,7 @@ fn money() -> Money {
         forced_down: None,
         credit_action: CreditAction::Alert,
         pending: Pending::default(),
+        account_workers_max: None,
     }
 }
 
@@ -1072,4 +1073,93 @@ proptest! {
             credit_victims(balance, spend, runway, &current)
         );
     }
+}
+
+// ---- the serverless worker quota -----------------------------------------------------------------------
+
+/// RunPod's account-wide worker quota, by balance (docs/runpod.md): a create or a raise of
+/// `maxWorkers` past it is refused in the plan, with the figures, before RunPod is called.
+#[test]
+fn the_worker_quota_refuses_a_create_or_raise_past_it_with_the_figures() {
+    let quota_money = |balance: u32, account_workers: u64| Money {
+        balance: Some(Decimal::from(balance)),
+        account_workers_max: Some(account_workers),
+        ..money()
+    };
+    let endpoint = |max: u32| {
+        with(
+            ENDPOINT,
+            &format!("serverless: {{maxWorkers: {max}}}\nspendingCap: {{usdPerHour: \"100\"}}"),
+        )
+    };
+    let creates = |plan: &Plan| {
+        plan.actions
+            .iter()
+            .any(|a| matches!(a, Action::CreateEndpoint { .. }))
+    };
+    let w = World::new();
+
+    // $50: 5 workers for the whole account.
+    let s = endpoint(8);
+    let plan = w.plan_with(&s, w.ctx(&s, quota_money(50, 0)));
+    assert!(!creates(&plan), "{:?}", plan.actions);
+    let refusal = condition(&plan, CONDITION_INSUFFICIENT_CREDIT);
+    assert!(refusal.status);
+    assert_eq!(refusal.reason, "WorkerQuota");
+    for figure in ["8", "quota of 5", "50", "$100"] {
+        assert!(
+            refusal.message.contains(figure),
+            "{figure}: {}",
+            refusal.message
+        );
+    }
+    let s = endpoint(5);
+    assert!(creates(&w.plan_with(&s, w.ctx(&s, quota_money(50, 0)))));
+
+    // $150: 10 workers; other endpoints already take 6.
+    let s = endpoint(5);
+    assert!(!creates(&w.plan_with(&s, w.ctx(&s, quota_money(150, 6)))));
+    let s = endpoint(4);
+    assert!(creates(&w.plan_with(&s, w.ctx(&s, quota_money(150, 6)))));
+    // Unknown figures (no balance read, lists not read): RunPod decides.
+    let s = endpoint(8);
+    let unknown = Money {
+        account_workers_max: None,
+        ..quota_money(50, 0)
+    };
+    assert!(creates(&w.plan_with(&s, w.ctx(&s, unknown))));
+
+    // A running endpoint of 3: raising it to 8 at $50 is refused (its own 3 are not counted
+    // twice), lowering it is not.
+    let mut w = World::new();
+    let three = endpoint(3);
+    w.converge(&three);
+    let raise = endpoint(8);
+    let plan = w.plan_with(&raise, w.ctx(&raise, quota_money(50, 3)));
+    assert!(
+        !plan
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::UpdateEndpoint { .. })),
+        "{:?}",
+        plan.actions
+    );
+    assert_eq!(
+        condition(&plan, CONDITION_INSUFFICIENT_CREDIT).reason,
+        "WorkerQuota"
+    );
+    let raise = endpoint(5);
+    let plan = w.plan_with(&raise, w.ctx(&raise, quota_money(50, 3)));
+    assert!(
+        plan.actions
+            .iter()
+            .any(|a| matches!(a, Action::UpdateEndpoint { .. }))
+    );
+    let lower = endpoint(2);
+    let plan = w.plan_with(&lower, w.ctx(&lower, quota_money(50, 30)));
+    assert!(
+        plan.actions
+            .iter()
+            .any(|a| matches!(a, Action::UpdateEndpoint { .. }))
+    );
 }

@@ -37,6 +37,7 @@ fn money() -> Money {
         forced_down: None,
         credit_action: CreditAction::Alert,
         pending: Pending::default(),
+        account_workers_max: None,
     }
 }
 

@@ -48,6 +48,8 @@ pub struct Snapshot {
     /// [`Inventory::want_registries`]).
     pub registries: Option<std::collections::BTreeMap<String, String>>,
     index: Index,
+    /// The sum of `workers.max` over the endpoints, kept by [`Snapshot::reindex`].
+    workers_max_total: u64,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -87,6 +89,7 @@ impl Snapshot {
             account,
             registries: None,
             index: Index::default(),
+            workers_max_total: 0,
         };
         snapshot.reindex();
         snapshot
@@ -116,6 +119,17 @@ impl Snapshot {
             endpoints: Lookup::build(&self.endpoints, |e| &e.id, |e| &e.name, |e| marker(&e.env)),
             volumes: Lookup::build(&self.volumes, |v| &v.id, |v| &v.name, |_| None),
         };
+        self.workers_max_total = self
+            .endpoints
+            .iter()
+            .map(|e| u64::from(e.workers.max.unwrap_or(0)))
+            .sum();
+    }
+
+    /// The sum of `maxWorkers` over the account's endpoints (what RunPod's worker quota
+    /// counts), as of the last [`Snapshot::reindex`].
+    pub fn workers_max_total(&self) -> u64 {
+        self.workers_max_total
     }
 
     /// The pods and endpoints, as the planner reads them, with the index when it is current.
@@ -377,6 +391,7 @@ impl Inventory {
             account,
             registries: None,
             index: Index::default(),
+            workers_max_total: 0,
         };
         if lock(&self.state).want_registries || snapshot.uses_registries() {
             snapshot = snapshot.with_registries(self.client.list_registries().await?);

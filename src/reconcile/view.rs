@@ -125,6 +125,7 @@ impl<'a> AccountView<'a> {
             forced_down,
             credit_action: self.ws.account.credit_policy.action,
             pending: budget.pending.clone(),
+            account_workers_max: Some(self.snapshot.workers_max_total()),
         }
     }
 

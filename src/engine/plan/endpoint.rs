@@ -6,6 +6,7 @@ use rust_decimal::Decimal;
 use super::{
     Action, Context, Draft, Observed,
     drift::{drift, env_drift, env_matches},
+    money::check_worker_quota,
     owned,
 };
 use crate::{
@@ -199,6 +200,11 @@ pub(super) fn plan_endpoint(
             draft.waiting = Some(format!("not created: {reason}"));
             return;
         }
+        if let Some(refusal) = check_worker_quota(ctx, desired.workers_max, 0) {
+            draft.refuse(refusal);
+            draft.drift.push(drift("endpoint", "exists", "missing"));
+            return;
+        }
         let create = Action::CreateEndpoint {
             request: endpoint_request(desired),
         };
@@ -244,6 +250,13 @@ pub(super) fn plan_endpoint(
     // known here, so the declared worst case stands for it (never under-counted).
     // An endpoint at zero workers (where the credit policy puts it) coming back up is a
     // restart: it needs the margin too.
+    let current_max = endpoint.workers.max.unwrap_or(0);
+    if desired.workers_max > current_max
+        && let Some(refusal) = check_worker_quota(ctx, desired.workers_max, current_max)
+    {
+        draft.refuse(refusal);
+        return;
+    }
     let floor = cost.map_or(Decimal::ZERO, |c| c.worst_case_per_hour);
     let restart = endpoint.workers.max == Some(0);
     if raises && !draft.admit(ctx, cost, floor, restart) {

@@ -53,6 +53,62 @@ pub struct Money {
     pub credit_action: CreditAction,
     /// Spending approved before this workload's and not yet billed.
     pub pending: Pending,
+    /// The sum of `maxWorkers` over every endpoint of the account as RunPod lists them,
+    /// declared or not (RunPod's worker quota counts them all); `None` when not known.
+    pub account_workers_max: Option<u64>,
+}
+
+/// RunPod's serverless worker quota at a balance: the most `maxWorkers` all endpoints of the
+/// account may add up to (flex and active alike). 5 by default; 10, 20, 30, 40, 50 and 60 from
+/// a balance of $100, $200, $300, $500, $700 and $900; more only through RunPod's support.
+pub fn worker_quota(balance: Decimal) -> u32 {
+    QUOTA_STEPS
+        .iter()
+        .rev()
+        .find(|(at, _)| balance >= Decimal::from(*at))
+        .map_or(5, |(_, quota)| *quota)
+}
+
+/// (balance in USD, workers) steps of [`worker_quota`], lowest first.
+const QUOTA_STEPS: [(u32, u32); 6] = [
+    (100, 10),
+    (200, 20),
+    (300, 30),
+    (500, 40),
+    (700, 50),
+    (900, 60),
+];
+
+/// The worker quota rule for an endpoint that would have `max` workers and has `own_now`
+/// (0 for a create): refused when the account's endpoints would add up past the quota at the
+/// current balance. Nothing is decided when the balance or the account's endpoints are not
+/// known (RunPod still enforces its quota).
+pub(super) fn check_worker_quota(ctx: &Context<'_>, max: u32, own_now: u32) -> Option<Refusal> {
+    let (Some(balance), Some(total)) = (ctx.money.balance, ctx.money.account_workers_max) else {
+        return None;
+    };
+    let others = total.saturating_sub(u64::from(own_now));
+    let wanted = others + u64::from(max);
+    let quota = worker_quota(balance);
+    if wanted <= u64::from(quota) {
+        return None;
+    }
+    let room = u64::from(quota).saturating_sub(others);
+    let raise = QUOTA_STEPS
+        .iter()
+        .find(|(_, q)| u64::from(*q) >= wanted)
+        .map_or_else(
+            || " (more than 60 needs RunPod's support)".to_string(),
+            |(at, q)| format!(", or bring the balance to ${at} ({q} workers)"),
+        );
+    Some(Refusal {
+        reason: "WorkerQuota",
+        condition: CONDITION_INSUFFICIENT_CREDIT,
+        message: format!(
+            "maxWorkers {max} and the account's other endpoints' {others} make {wanted} workers, past RunPod's worker quota of {quota} at a balance of {} USD: lower spec.serverless.maxWorkers to {room}{raise}",
+            balance.round_dp(2)
+        ),
+    })
 }
 
 /// Why spending more is refused, with the figures.
