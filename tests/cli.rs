@@ -626,3 +626,49 @@ fn a_manifest_error_prints_no_backtrace_and_rust_log_is_read() {
     assert!(!String::from_utf8_lossy(&quiet.stderr).contains("RunPod call"));
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn plan_and_audit_warn_when_runpods_lists_lack_names_and_apply_holds_its_writes() {
+    let sim = SimProcess::start();
+    sim.admin(
+        "POST",
+        "/v2/pods",
+        r#"{"name":"someone","image":"i","gpu":{"id":"NVIDIA A100-SXM4-80GB","count":1}}"#,
+    );
+    sim.admin(
+        "PUT",
+        "/_sim/faults",
+        r#"{"rules":[{"method":"GET","path":"/v2/pods","kind":"blankIdentity"}]}"#,
+    );
+    let dir = manifests(&[]);
+    for command in ["plan", "audit"] {
+        let output = sim.run(&[command, "-f", dir.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            err.contains("warning: RunPod listed 1 pod(s)")
+                && err.contains("without an id or a name"),
+            "{command}: {err}"
+        );
+    }
+    let apply = sim.run(&[
+        "apply",
+        "-f",
+        dir.to_str().unwrap(),
+        "--yes",
+        "--timeout",
+        "5",
+    ]);
+    assert_eq!(code(&apply), 1);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&apply.stdout),
+        String::from_utf8_lossy(&apply.stderr)
+    );
+    assert!(text.contains("held back"), "{text}");
+    // Nothing was made: the one pod is the one made before.
+    let state = sim.admin("GET", "/_sim/state", "");
+    let state: serde_json::Value = serde_json::from_str(&state).unwrap();
+    assert_eq!(state["pods"].as_array().unwrap().len(), 1, "{state}");
+    assert_eq!(state["endpoints"].as_array().unwrap().len(), 0, "{state}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -282,10 +282,19 @@ pub(super) fn run_plan(args: &PlanArgs) -> Result<ExitCode, CliError> {
         conn.read_registries_for(&ws);
         let prices = conn.prices().await;
         conn.inventory.refresh().await.map_err(CliError::RunPod)?;
+        warn_identity_gap(&conn.inventory);
         let items = plan_workspace(&ws, &conn.inventory.snapshot(), &prices, now());
         print_items(&items, args.common.output, plan_table)?;
         Ok(plan_exit(&items))
     })
+}
+
+/// RunPod's lists lack ids or names: what is shown is planned on them, and `apply` would hold
+/// every write but the money-saving ones. Said on stderr, so `-o json` stays clean.
+fn warn_identity_gap(inventory: &Inventory) {
+    if let Some(gap) = inventory.identity_gap() {
+        eprintln!("warning: {gap}");
+    }
 }
 
 fn print_items(
@@ -394,6 +403,7 @@ pub(super) fn run_apply(args: &ApplyArgs) -> Result<ExitCode, CliError> {
         conn.read_registries_for(&ws);
         let prices = conn.prices().await;
         conn.inventory.refresh().await.map_err(CliError::RunPod)?;
+        warn_identity_gap(&conn.inventory);
         let items = plan_workspace(&ws, &conn.inventory.snapshot(), &prices, now());
         let table = args.common.output == OutputFormat::Table;
         let count = items.len();
@@ -504,6 +514,7 @@ pub(super) fn run_audit(args: &AuditArgs) -> Result<ExitCode, CliError> {
         conn.read_registries_for(&ws);
         let prices = conn.prices().await;
         conn.inventory.refresh().await.map_err(CliError::RunPod)?;
+        warn_identity_gap(&conn.inventory);
         let snapshot = conn.inventory.snapshot();
         let items = plan_workspace(&ws, &snapshot, &prices, now());
         let found = orphans(&ws, &snapshot, &prices);
