@@ -234,6 +234,22 @@ fn hostile_shapes_are_refused_with_the_place_and_the_fix() {
 }
 
 #[test]
+fn a_million_empty_or_broken_documents_cost_little() {
+    // A million document markers.
+    let markers = "---\n".repeat(1 << 20);
+    assert_eq!(read("markers.yaml", &markers), Ok(0));
+    // A million `{}` documents: each is an object without apiVersion and kind.
+    let broken = "{}\n---\n".repeat(1 << 20);
+    let lines = read("broken.yaml", &broken).expect_err("broken");
+    assert_eq!(lines.len(), 51, "{}", lines.last().unwrap());
+    assert!(
+        lines[50].contains("reading stopped after 50 problems"),
+        "{}",
+        lines[50]
+    );
+}
+
+#[test]
 fn a_byte_order_mark_and_windows_line_ends_read_as_plain_yaml() {
     let configmap =
         "apiVersion: v1\r\nkind: ConfigMap\r\nmetadata:\r\n  name: x\r\ndata:\r\n  a: b\r\n";

@@ -125,30 +125,40 @@ pub enum Manifest {
 }
 
 /// A stream cut into its documents at the `---` lines (a document marker cannot appear inside a
-/// scalar at the start of a line), each with the number of its first line (0-based). A stream
-/// with directives (`%YAML`) is read whole: a directive belongs to the document after it.
-fn documents(text: &str) -> Vec<(u64, &str)> {
+/// scalar at the start of a line), each with the number of its first line (0-based), lazily:
+/// a file of nothing but markers costs no list of millions of pieces. A stream with directives
+/// (`%YAML`) is read whole: a directive belongs to the document after it.
+fn documents(text: &str) -> impl Iterator<Item = (u64, &str)> {
     let directives = text.lines().any(|l| l.starts_with('%'));
-    let mut pieces = Vec::new();
-    let (mut start, mut start_line, mut line) = (0, 0u64, 0u64);
-    let mut at = 0;
-    for raw in text.split_inclusive('\n') {
-        let content = raw.trim_end_matches(['\n', '\r']);
-        let marker =
-            content == "---" || content.starts_with("--- ") || content.starts_with("---\t");
-        if marker && !directives && at > start {
-            pieces.push((start_line, &text[start..at]));
-            start = at;
-            start_line = line;
+    let (mut start, mut start_line, mut line, mut at) = (0usize, 0u64, 0u64, 0usize);
+    let mut lines = text.split_inclusive('\n');
+    let mut done = false;
+    std::iter::from_fn(move || {
+        if done {
+            return None;
         }
-        at += raw.len();
-        line += 1;
-    }
-    if start < text.len() || pieces.is_empty() {
-        pieces.push((start_line, &text[start..]));
-    }
-    pieces
+        for raw in lines.by_ref() {
+            let content = raw.trim_end_matches(['\n', '\r']);
+            let marker =
+                content == "---" || content.starts_with("--- ") || content.starts_with("---\t");
+            let begins = at;
+            at += raw.len();
+            line += 1;
+            if marker && !directives && begins > start {
+                let piece = (start_line, &text[start..begins]);
+                start = begins;
+                start_line = line - 1;
+                return Some(piece);
+            }
+        }
+        done = true;
+        Some((start_line, &text[start..]))
+    })
 }
+
+/// Problems reported per file, at most: past them the file is not worth reading further, and
+/// a file of a million broken documents must not make a million messages.
+const MAX_ERRORS_PER_FILE: usize = 50;
 
 /// The reader's message in a user's words (its advice is for programmers), with the line
 /// counted from the start of the file.
@@ -213,6 +223,16 @@ pub fn parse_manifests(text: &str, source_name: &str) -> Result<Vec<Manifest>, V
                     break;
                 }
             };
+        if errors.len() >= MAX_ERRORS_PER_FILE {
+            errors.push(ManifestError::Yaml {
+                source_name: source_name.to_string(),
+                error: format!(
+                    "reading stopped after {MAX_ERRORS_PER_FILE} problems (the line {} document and later ones are not checked): fix these first",
+                    first_line + 1
+                ),
+            });
+            break;
+        }
         for value in values {
             if value.is_null() {
                 continue;
