@@ -171,10 +171,40 @@ impl Client {
         format!("{}{path}", root.trim_end_matches('/'))
     }
 
-    /// Sends once: waits for the budget, sends, reads the rate-limit headers, decodes.
-    async fn send<T: DeserializeOwned>(&self, call: &Call<'_>) -> Result<T, Error> {
+    /// Sends once: waits for the budget, sends, reads the rate-limit headers, decodes. The
+    /// call's deadline starts at its first send (time spent waiting for the account's rate
+    /// budget is not RunPod failing to answer) and bounds the answer of every attempt.
+    async fn send<T: DeserializeOwned>(
+        &self,
+        call: &Call<'_>,
+        deadline: &std::sync::OnceLock<std::time::Instant>,
+    ) -> Result<T, Error> {
         let route = format!("{} {}", call.method, call.route);
         self.budget.acquire(call.priority).await;
+        let deadline =
+            *deadline.get_or_init(|| std::time::Instant::now() + self.config.call_deadline);
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match tokio::time::timeout(left, self.send_once(call, &route)).await {
+            Ok(result) => result,
+            Err(_) => {
+                self.budget.count(&route, None);
+                Err(Error::Transport {
+                    route,
+                    message: format!(
+                        "no answer within {} s (every attempt included)",
+                        self.config.call_deadline.as_secs()
+                    ),
+                })
+            }
+        }
+    }
+
+    async fn send_once<T: DeserializeOwned>(
+        &self,
+        call: &Call<'_>,
+        route: &str,
+    ) -> Result<T, Error> {
+        let route = route.to_string();
         let mut request = self
             .http
             .request(call.method.clone(), self.url(call.base, &call.path))
@@ -246,23 +276,20 @@ impl Client {
                     || matches!(e, Error::Transport { message, .. } if message.starts_with("connection refused"))
             }
         };
-        let attempts = (|| self.send::<T>(&call))
+        let deadline = std::sync::OnceLock::new();
+        let before_deadline = || {
+            deadline
+                .get()
+                .is_none_or(|d| std::time::Instant::now() < *d)
+        };
+        let result = (|| self.send::<T>(&call, &deadline))
             .retry(backoff)
-            .when(retryable)
+            .when(|e| retryable(e) && before_deadline())
             .adjust(|e: &Error, delay| e.retry_after().or(delay))
             .notify(|e: &Error, delay: Duration| {
                 tracing::debug!(route = e.route(), error = %e, ?delay, "retrying RunPod call");
-            });
-        let result = match tokio::time::timeout(self.config.call_deadline, attempts).await {
-            Ok(result) => result,
-            Err(_) => Err(Error::Transport {
-                route: format!("{} {}", call.method, call.route),
-                message: format!(
-                    "no answer within {} s (every attempt included)",
-                    self.config.call_deadline.as_secs()
-                ),
-            }),
-        };
+            })
+            .await;
         match result {
             // A create that was sent and then failed in transit, or whose success answer could
             // not be read (cut short, not JSON), may have made the object: look before creating.
