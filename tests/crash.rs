@@ -10,8 +10,11 @@
 //! with its create journal, is kept). `CRASH_ROUNDS` (default 150, 3 to 5 interruptions a
 //! round) and `CRASH_SEED` (default 7) change the run; a failure names the seed and the round.
 
+mod common;
+
 use std::{collections::BTreeMap, time::Duration};
 
+use common::Rng;
 use k8s_openapi::jiff::Timestamp;
 use runpod_operator::{
     api::GpuWorkload,
@@ -27,22 +30,6 @@ use runpod_operator::{
 };
 use rust_decimal::Decimal;
 use secrecy::SecretString;
-
-/// A small deterministic generator (xorshift64*), so a seed replays a run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 fn client(sim: &SimHandle) -> Client {
     Client::new(ClientConfig {

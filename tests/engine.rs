@@ -1,15 +1,18 @@
 //! The rule book: every rule of the planner as a test, named so that the list of tests reads
 //! as the rules. Pure: no simulator, no cluster; prices, money and time are arguments.
 
+mod common;
+
 use std::collections::BTreeMap;
 
+use common::money;
 use k8s_openapi::jiff::Timestamp;
 use proptest::prelude::*;
 use runpod_operator::{
     api::{
         CONDITION_DRIFTED, CONDITION_INSUFFICIENT_CREDIT, CONDITION_READY,
-        CONDITION_SPEND_CAP_EXCEEDED, CONDITION_STALLED, CreditAction, GpuWorkloadSpec,
-        StoppedVolumeAction, StoppedVolumePolicy,
+        CONDITION_SPEND_CAP_EXCEEDED, CONDITION_STALLED, GpuWorkloadSpec, StoppedVolumeAction,
+        StoppedVolumePolicy,
     },
     engine::{
         conditions::Verdict,
@@ -19,7 +22,7 @@ use runpod_operator::{
         model::apply,
         plan::{
             Action, CONDITION_REPLACE_NEEDS_APPROVAL, CONDITION_STOPPED_TOO_LONG, Context, Money,
-            Observed, ObservedIndex, Pending, Plan, credit_victims, credit_victims_ranked, plan,
+            Observed, ObservedIndex, Plan, credit_victims, credit_victims_ranked, plan,
             plan_delete,
         },
         prices::PriceCatalogue,
@@ -74,20 +77,6 @@ fn owner() -> Owner {
         namespace: "ml".into(),
         name: "trainer".into(),
         uid: "0b7f3c2a-1111-2222-3333-444455556666".into(),
-    }
-}
-
-fn money() -> Money {
-    Money {
-        account_cap_per_hour: Decimal::from(80),
-        others_worst_case_per_hour: Decimal::ZERO,
-        balance: Some(Decimal::from(500)),
-        spend_per_hour: Some(Decimal::ZERO),
-        minimum_runway_hours: 24,
-        forced_down: None,
-        credit_action: CreditAction::Alert,
-        pending: Pending::default(),
-        account_workers_max: None,
     }
 }
 

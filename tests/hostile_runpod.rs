@@ -164,8 +164,22 @@ async fn ten_megabytes_of_junk_is_an_error_and_nothing_is_written() {
 
 #[tokio::test]
 async fn an_answer_that_never_ends_fails_within_the_call_deadline() {
-    // Three passes, each bounded by the 3 s deadline (1 s per attempt), not 5 x 1 s or more.
-    unreadable_list("endless", "GET /v2/pods").await;
+    // Each pass is bounded by the 3 s deadline the client sets (1 s per attempt), not by
+    // 5 attempts of 1 s and the backoff between them.
+    let runpod = RunPod::start().await;
+    runpod
+        .faults(json!([{"method": "GET", "path": "/v2/pods", "kind": "endless"}]))
+        .await;
+    let inventory = runpod.inventory();
+    let began = Instant::now();
+    let err = pass(&workspace(), &inventory).await.expect_err("endless");
+    let took = began.elapsed();
+    assert!(err.contains("GET /v2/pods: no answer within 3 s"), "{err}");
+    assert!(
+        took >= Duration::from_secs(3) && took < Duration::from_secs(4),
+        "took {took:?}"
+    );
+    assert_eq!(runpod.writes(), 0);
 }
 
 #[tokio::test]

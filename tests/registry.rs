@@ -2,23 +2,25 @@
 //! credential's name, and the plan's steps (create before use, make-before-break rotation,
 //! delete with the workload). The end-to-end run is `tests/private_registry.rs`.
 
+mod common;
+
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
+use common::money;
 use k8s_openapi::jiff::Timestamp;
 use proptest::prelude::*;
 use runpod_operator::{
-    api::{CreditAction, GpuWorkloadSpec},
+    api::GpuWorkloadSpec,
     engine::{
         desired::{Desired, DesiredError, References, desired},
         identity::Owner,
-        plan::{Action, Context, Money, Observed, Pending, Plan, plan, plan_delete},
+        plan::{Action, Context, Observed, Plan, plan, plan_delete},
         prices::PriceCatalogue,
         registry::{credential_name, image_host, login_from_secret, name_prefix, owned_by},
     },
     runpod::types::Pod,
 };
-use rust_decimal::Decimal;
 use serde_json::json;
 
 const PASSWORD: &str = "s3cret-token-9f8e7d";
@@ -198,20 +200,6 @@ fn refs(password: &str) -> References {
             config(json!({"auths": {"ghcr.io": {"username": "bot", "password": password}}})),
         )]),
         ..References::default()
-    }
-}
-
-fn money() -> Money {
-    Money {
-        account_cap_per_hour: Decimal::from(80),
-        others_worst_case_per_hour: Decimal::ZERO,
-        balance: Some(Decimal::from(500)),
-        spend_per_hour: Some(Decimal::ZERO),
-        minimum_runway_hours: 24,
-        forced_down: None,
-        credit_action: CreditAction::Alert,
-        pending: Pending::default(),
-        account_workers_max: None,
     }
 }
 

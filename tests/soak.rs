@@ -8,6 +8,7 @@
 //! `SOAK_SEQUENCES` (default 200) and `SOAK_SEED` (default 1) change the run; a failure names
 //! the seed and the sequence so it can be replayed.
 
+mod common;
 mod support;
 
 use std::{
@@ -15,6 +16,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use common::Rng;
 use kube::{Api, ResourceExt, api::DeleteParams};
 use runpod_operator::api::GpuWorkload;
 use serde_json::{Value, json};
@@ -22,22 +24,6 @@ use support::{Harness, Instance, ready, runpod_name};
 
 const NAMESPACE: &str = "soak";
 const NAMES: [&str; 6] = ["a", "b", "c", "d", "e", "f"];
-
-/// A small deterministic generator (xorshift64*), so a seed replays a run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {

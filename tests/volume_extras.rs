@@ -3,12 +3,15 @@
 //! them (they bill), and neither may delete one (it may hold data). A volume under the name an
 //! older version gave is found and renamed, never lost or made again.
 
+mod common;
+
+use common::money;
 use runpod_operator::{
-    api::{CONDITION_DRIFTED, CreditAction, NetworkVolumeSpec},
+    api::{CONDITION_DRIFTED, NetworkVolumeSpec},
     cli::manifests_from_texts,
     engine::{
         identity::Owner,
-        plan::{Action, Money, Pending, plan_volume},
+        plan::{Action, VolumePlan, plan_volume},
         prices::PriceCatalogue,
     },
     reconcile::{Workspace, inventory::Snapshot, orphans},
@@ -25,20 +28,6 @@ spec: {sizeGb: 100, dataCenter: EU-RO-1}
 
 fn workspace() -> Workspace {
     manifests_from_texts([("weights.yaml", VOLUME)]).unwrap()
-}
-
-fn money() -> Money {
-    Money {
-        account_cap_per_hour: Decimal::from(80),
-        others_worst_case_per_hour: Decimal::ZERO,
-        balance: Some(Decimal::from(500)),
-        spend_per_hour: Some(Decimal::ZERO),
-        minimum_runway_hours: 24,
-        forced_down: None,
-        credit_action: CreditAction::Alert,
-        pending: Pending::default(),
-        account_workers_max: None,
-    }
 }
 
 fn owner() -> Owner {
@@ -63,6 +52,19 @@ fn snapshot(volumes: Vec<NetworkVolume>) -> Snapshot {
     Snapshot::new(Vec::new(), Vec::new(), volumes, None)
 }
 
+/// The plan of the declared volume against these RunPod volumes, with its recorded id if any.
+fn plan(volumes: &[NetworkVolume], known_id: Option<&str>) -> VolumePlan {
+    plan_volume(
+        &owner(),
+        &spec(),
+        volumes,
+        known_id,
+        None,
+        &money(),
+        &PriceCatalogue::builtin(),
+    )
+}
+
 #[test]
 fn extras_with_the_volume_name_are_reported_and_never_deleted() {
     let name = owner().runpod_name();
@@ -71,15 +73,7 @@ fn extras_with_the_volume_name_are_reported_and_never_deleted() {
         volume("vol-second", &name, 100),
         volume("vol-third", &name, 10),
     ];
-    let plan = plan_volume(
-        &owner(),
-        &spec(),
-        &volumes,
-        None,
-        None,
-        &money(),
-        &PriceCatalogue::builtin(),
-    );
+    let plan = plan(&volumes, None);
     assert_eq!(plan.runpod_id.as_deref(), Some("vol-first"));
     assert_eq!(plan.extras, ["vol-second", "vol-third"]);
     assert!(
@@ -117,15 +111,7 @@ fn extras_with_the_volume_name_are_reported_and_never_deleted() {
 fn the_recorded_id_wins_over_the_first_by_name() {
     let name = owner().runpod_name();
     let volumes = vec![volume("vol-a", &name, 100), volume("vol-b", &name, 100)];
-    let plan = plan_volume(
-        &owner(),
-        &spec(),
-        &volumes,
-        Some("vol-b"),
-        None,
-        &money(),
-        &PriceCatalogue::builtin(),
-    );
+    let plan = plan(&volumes, Some("vol-b"));
     assert_eq!(plan.runpod_id.as_deref(), Some("vol-b"));
     assert_eq!(plan.extras, ["vol-a"]);
 }
@@ -134,15 +120,7 @@ fn the_recorded_id_wins_over_the_first_by_name() {
 fn a_volume_under_the_legacy_name_is_renamed_not_made_again() {
     let legacy = owner().legacy_runpod_name().unwrap();
     let volumes = vec![volume("vol-old", &legacy, 50)];
-    let plan = plan_volume(
-        &owner(),
-        &spec(),
-        &volumes,
-        None,
-        None,
-        &money(),
-        &PriceCatalogue::builtin(),
-    );
+    let plan = plan(&volumes, None);
     assert_eq!(plan.runpod_id.as_deref(), Some("vol-old"));
     assert!(plan.extras.is_empty());
     match plan.actions.as_slice() {
@@ -162,15 +140,7 @@ fn a_volume_under_the_legacy_name_is_renamed_not_made_again() {
 #[test]
 fn one_volume_is_not_an_extra() {
     let volumes = vec![volume("vol-a", &owner().runpod_name(), 100)];
-    let plan = plan_volume(
-        &owner(),
-        &spec(),
-        &volumes,
-        None,
-        None,
-        &money(),
-        &PriceCatalogue::builtin(),
-    );
+    let plan = plan(&volumes, None);
     assert!(plan.extras.is_empty() && plan.actions.is_empty() && plan.drift.is_empty());
     assert!(orphans(&workspace(), &snapshot(volumes), &PriceCatalogue::builtin()).is_empty());
 }

@@ -296,21 +296,20 @@ async fn lists_without_identity_hold_creates_and_the_account_says_so() {
     h.faults(json!([{"method": "GET", "path": "/v2/pods", "kind": "blankIdentity"}]))
         .await;
     let accounts: Api<runpod_operator::api::RunPodAccount> = Api::all(h.client.clone());
+    // The account's CreatesHeld condition, "True" or "False", once it has one.
+    let held = || async {
+        accounts.get("default").await.ok().and_then(|a| {
+            a.status?
+                .conditions
+                .into_iter()
+                .find(|c| c.type_ == "CreatesHeld")
+                .map(|c| c.status)
+        })
+    };
     eventually(
         Duration::from_secs(30),
         "the account says CreatesHeld",
-        || async {
-            accounts
-                .get("default")
-                .await
-                .ok()
-                .and_then(|a| a.status)
-                .is_some_and(|s| {
-                    s.conditions
-                        .iter()
-                        .any(|c| c.type_ == "CreatesHeld" && c.status == "True")
-                })
-        },
+        || async { held().await.as_deref() == Some("True") },
     )
     .await;
     // Created once the account has read the broken list (a workload reconciled before that
@@ -342,17 +341,17 @@ async fn lists_without_identity_hold_creates_and_the_account_says_so() {
         "a change written from a list that lost fields"
     );
     let events = h.kube.list("events.k8s.io/v1/events");
-    let held = events
+    let event = events
         .iter()
         .find(|e| e["reason"] == "CreatesHeld")
         .expect("a CreatesHeld Event on the account");
-    assert_eq!(held["type"], "Warning");
+    assert_eq!(event["type"], "Warning");
     assert!(
-        held["note"]
+        event["note"]
             .as_str()
             .unwrap_or_default()
             .contains("without an id or a name"),
-        "{held}"
+        "{event}"
     );
 
     h.faults(json!([])).await;
@@ -363,16 +362,7 @@ async fn lists_without_identity_hold_creates_and_the_account_says_so() {
     assert_eq!(h.creates(), 2, "exactly one create for the second workload");
     one_object_per_workload(&h).await.unwrap();
     eventually(Duration::from_secs(15), "the hold is lifted", || async {
-        accounts
-            .get("default")
-            .await
-            .ok()
-            .and_then(|a| a.status)
-            .is_some_and(|s| {
-                s.conditions
-                    .iter()
-                    .any(|c| c.type_ == "CreatesHeld" && c.status == "False")
-            })
+        held().await.as_deref() == Some("False")
     })
     .await;
     a.stop().await.unwrap();
