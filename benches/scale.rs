@@ -430,14 +430,13 @@ async fn controller(n: usize, table: &mut Table) {
     account_writer.apply_watcher_event(&watcher::Event::Apply(account));
     let totals = Arc::new(Totals::default());
     totals.feed();
-    let prices = PriceCatalogue::builtin();
     let feed = |writer: &mut reflector::store::Writer<GpuWorkload>, list: Vec<GpuWorkload>| {
         for event in std::iter::once(watcher::Event::Init)
             .chain(list.into_iter().map(watcher::Event::InitApply))
             .chain(std::iter::once(watcher::Event::InitDone))
         {
             writer.apply_watcher_event(&event);
-            totals.workload_event(&event, &prices);
+            totals.workload_event(&event);
         }
     };
     feed(&mut writer, created);

@@ -456,6 +456,61 @@ fn the_workload_cap_refuses_a_create_and_says_the_figures() {
     assert!(condition(&plan, CONDITION_STALLED).status);
 }
 
+/// Issue 12 item 1: a price rise that breaks the cap of what already runs is reported, and
+/// nothing is stopped or deleted for it; what would spend more is refused.
+#[test]
+fn a_price_rise_past_the_cap_is_reported_for_what_runs_and_stops_nothing() {
+    let mut w = World::new();
+    let pod = spec(POD);
+    w.converge(&pod);
+    assert!(!condition(&w.plan(&pod), CONDITION_SPEND_CAP_EXCEEDED).status);
+
+    // The A100 rises from 1.89 to 3.50 USD/h: the worst case passes the 3 USD/h cap.
+    w.prices
+        .apply_live([runpod_operator::engine::prices::LiveGpuPrice {
+            gpu_type: "NVIDIA A100-SXM4-80GB".into(),
+            pool: None,
+            secure_per_hour: Some(Decimal::new(350, 2)),
+            community_per_hour: None,
+            serverless_per_hour: None,
+        }]);
+    let plan = w.plan(&pod);
+    assert!(plan.actions.is_empty(), "{:?}", plan.actions);
+    let verdict = condition(&plan, CONDITION_SPEND_CAP_EXCEEDED);
+    assert!(verdict.status);
+    assert_eq!(verdict.reason, "RunningOverCap");
+    assert!(
+        verdict
+            .message
+            .starts_with("worst case 3.52 USD/h exceeds the workload cap 3.00 USD/h"),
+        "{}",
+        verdict.message
+    );
+    // Reported, not stalled: the pod runs and matches its spec.
+    assert!(!condition(&plan, CONDITION_STALLED).status);
+    assert!(condition(&plan, CONDITION_READY).status);
+
+    // A change that needs a new pod at the new price is refused (nothing deleted first).
+    let plan = w.plan(&with(
+        POD,
+        "gpu: {types: [\"NVIDIA A100-SXM4-80GB\"], count: 2}",
+    ));
+    assert!(
+        plan.actions.iter().all(|a| !a.writes()),
+        "{:?}",
+        plan.actions
+    );
+    // Stopping it by spec still goes: saving money is never refused.
+    let plan = w.plan(&with(POD, "state: Stopped"));
+    assert!(
+        plan.actions
+            .iter()
+            .any(|a| matches!(a, Action::StopPod { .. })),
+        "{:?}",
+        plan.actions
+    );
+}
+
 #[test]
 fn the_monthly_cap_refuses_a_projected_month_above_it() {
     let w = World::new();

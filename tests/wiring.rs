@@ -367,3 +367,176 @@ async fn lists_without_identity_hold_creates_and_the_account_says_so() {
     .await;
     a.stop().await.unwrap();
 }
+
+/// Issue 12 item 1: each account reads RunPod's catalogue on its own interval and its money
+/// rules use what it says. A price rise that breaks a cap is reported for what runs (nothing
+/// stopped or deleted) and refuses a new create; a failed read keeps the prices and says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_price_change_is_seen_within_one_refresh_and_stops_nothing() {
+    const A100: &str = "NVIDIA A100-SXM4-80GB";
+    let h = Harness::new(20.0).await;
+    h.secret(
+        support::LEASE_NAMESPACE,
+        "runpod-api-key",
+        "apiKey",
+        &h.sim.api_key.clone(),
+    )
+    .await;
+    h.create(json!({
+        "apiVersion": "runpod-operator.dev/v1alpha1", "kind": "RunPodAccount",
+        "metadata": {"name": "default"},
+        "spec": {"apiKeySecretRef": {"namespace": support::LEASE_NAMESPACE, "name": "runpod-api-key", "key": "apiKey"},
+                 "spendingCapUsdPerHour": "1000", "resyncIntervalSeconds": 2,
+                 "priceRefreshIntervalSeconds": 10}
+    }))
+    .await;
+    let pod = |name: &str| {
+        json!({
+            "apiVersion": "runpod-operator.dev/v1alpha1", "kind": "GpuWorkload",
+            "metadata": {"name": name, "namespace": "ml"},
+            "spec": {"type": "Pod", "image": "img:1", "gpu": {"types": [A100]},
+                     "spendingCap": {"usdPerHour": "3"}}
+        })
+    };
+    h.create(pod("first")).await;
+    let a = h.start("a", Duration::from_secs(1));
+    eventually(
+        Duration::from_secs(30),
+        "the first workload is Ready",
+        || all_ready(&h),
+    )
+    .await;
+    let accounts: Api<runpod_operator::api::RunPodAccount> = Api::all(h.client.clone());
+    let account = || async { accounts.get("default").await.unwrap() };
+    let condition = |a: &runpod_operator::api::RunPodAccount, kind: &str| {
+        a.status.as_ref().and_then(|s| {
+            s.conditions
+                .iter()
+                .find(|c| c.type_ == kind)
+                .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+        })
+    };
+    eventually(
+        Duration::from_secs(15),
+        "the account's prices come from the catalogue",
+        || async {
+            let a = account().await;
+            a.status
+                .as_ref()
+                .and_then(|s| s.prices.as_ref())
+                .is_some_and(|p| p.source == "Catalogue" && p.fetched_at.is_some())
+                && condition(&a, "PricesStale").is_some_and(|c| c.0 == "False")
+        },
+    )
+    .await;
+    let catalogue_reads = h.runpod_requests("GET", "/v2/catalog/gpus");
+    assert!(catalogue_reads >= 1);
+
+    // The A100 rises from 1.89 to 3.50 USD/h: the running pod no longer fits its 3 USD/h cap.
+    h.sim_admin("prices", json!({"gpuType": A100, "secure": "3.50"}))
+        .await;
+    let changed = Instant::now();
+    let workloads: Api<GpuWorkload> = Api::namespaced(h.client.clone(), "ml");
+    eventually(
+        Duration::from_secs(25),
+        "the running pod reports that it no longer fits its cap",
+        || async {
+            workloads.get("first").await.ok().is_some_and(|w| {
+                w.status.is_some_and(|s| {
+                    s.conditions.iter().any(|c| {
+                        c.type_ == "SpendCapExceeded"
+                            && c.status == "True"
+                            && c.reason == "RunningOverCap"
+                            && c.message.contains("3.5")
+                    })
+                })
+            })
+        },
+    )
+    .await;
+    // Within one refresh interval (10 s) and a resync, not at the next hour.
+    assert!(
+        changed.elapsed() < Duration::from_secs(20),
+        "seen after {:?}",
+        changed.elapsed()
+    );
+    // The catalogue is read on the interval, not per reconcile.
+    let reads = h.runpod_requests("GET", "/v2/catalog/gpus") - catalogue_reads;
+    assert!(
+        (1..=3).contains(&reads),
+        "{reads} catalogue reads in {:?}",
+        changed.elapsed()
+    );
+
+    // A second workload of the same shape is refused before RunPod is called.
+    let creates = h.creates();
+    h.create(pod("second")).await;
+    eventually(
+        Duration::from_secs(20),
+        "the second workload is refused by its cap",
+        || async {
+            workloads.get("second").await.ok().is_some_and(|w| {
+                w.status.is_some_and(|s| {
+                    s.conditions.iter().any(|c| {
+                        c.type_ == "Stalled" && c.status == "True" && c.reason == "SpendCapExceeded"
+                    })
+                })
+            })
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        h.creates(),
+        creates,
+        "a create past the cap at the new price"
+    );
+    // Nothing was stopped or deleted for the price.
+    assert_eq!(h.runpod_requests("DELETE", "/v2/pods"), 0);
+    assert_eq!(
+        h.runpod_requests("POST", "/v2/pods/"),
+        0,
+        "a stop or restart"
+    );
+    one_object_per_workload(&h)
+        .await
+        .expect_err("the second workload has no pod");
+    assert_eq!(h.runpod_objects().len(), 1);
+
+    // The catalogue fails: the prices read stay in use, and the account says so.
+    h.faults(
+        json!([{"method": "GET", "path": "/v2/catalog/gpus", "kind": "status", "status": 503}]),
+    )
+    .await;
+    eventually(
+        Duration::from_secs(30),
+        "the account says PricesStale",
+        || async {
+            let a = account().await;
+            condition(&a, "PricesStale").is_some_and(|c| c.0 == "True" && c.1 == "ReadFailed")
+                && a.status
+                    .as_ref()
+                    .and_then(|s| s.prices.as_ref())
+                    .is_some_and(|p| p.source == "Catalogue" && p.last_error.is_some())
+        },
+    )
+    .await;
+    let events = h.kube.list("events.k8s.io/v1/events");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["reason"] == "PricesStale" && e["type"] == "Warning"),
+        "a PricesStale Event"
+    );
+    // Still refused at the price last read, not at the built-in 1.89.
+    let w = workloads.get("second").await.unwrap();
+    assert!(
+        w.status
+            .unwrap()
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Stalled" && c.status == "True" && c.reason == "SpendCapExceeded")
+    );
+    assert_eq!(h.creates(), creates);
+    a.stop().await.unwrap();
+}

@@ -97,6 +97,14 @@ pub struct RunPodAccountSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self >= 1").message("spec.requestsPerMinute must be at least 1"))]
     pub requests_per_minute: Option<u32>,
+
+    /// Seconds between reads of RunPod's price catalogue (`GET /v2/catalog/gpus`); the money
+    /// rules of the account's workloads use what it says. Until the first read succeeds, and
+    /// for a GPU type the catalogue leaves out, the operator's built-in snapshot. Default 3600,
+    /// between 10 and 86400.
+    #[serde(default = "price_refresh")]
+    #[x_kube(validation = Rule::new("self >= 10 && self <= 86400").message("spec.priceRefreshIntervalSeconds must be between 10 and 86400"))]
+    pub price_refresh_interval_seconds: u32,
 }
 
 fn api_url() -> String {
@@ -115,6 +123,11 @@ fn account_cap() -> Usd {
 }
 fn resync() -> u32 {
     60
+}
+/// The default of `spec.priceRefreshIntervalSeconds`: RunPod's prices change rarely.
+pub const DEFAULT_PRICE_REFRESH_SECONDS: u32 = 3600;
+fn price_refresh() -> u32 {
+    DEFAULT_PRICE_REFRESH_SECONDS
 }
 
 /// A key in a Secret in a named namespace.
@@ -201,6 +214,27 @@ pub struct RunPodAccountStatus {
     /// RunPod objects of the account that no Kubernetes object owns, with what they cost.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub orphans: Vec<Orphan>,
+    /// Where the prices the money rules use come from, and how old they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prices: Option<PricesStatus>,
+}
+
+/// Where an account's prices come from.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PricesStatus {
+    /// `Catalogue` (RunPod's catalogue, read at `fetchedAt`, over the built-in snapshot) or
+    /// `BuiltIn` (the snapshot the operator was built with: no read has succeeded yet).
+    pub source: String,
+    /// When RunPod's catalogue was last read successfully (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fetched_at: Option<String>,
+    /// How many GPU types the catalogue priced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_types: Option<u32>,
+    /// Why the last read failed, when it did (the prices in use are then older).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 /// A RunPod object that nobody declared.

@@ -22,6 +22,10 @@ pub const CONDITION_INSUFFICIENT_CREDIT: &str = "InsufficientCredit";
 /// RunPodAccount: RunPod's lists lack what identity needs (names, owner markers), so creates
 /// on the account wait rather than risk a duplicate.
 pub const CONDITION_CREATES_HELD: &str = "CreatesHeld";
+/// RunPodAccount: the last read of RunPod's price catalogue failed, or the prices in use are
+/// older than two refresh intervals; the money rules use the last prices read (or the built-in
+/// snapshot).
+pub const CONDITION_PRICES_STALE: &str = "PricesStale";
 
 /// The CEL rule and message every amount of money in a spec is held to.
 const USD_RULE: &str = "self.matches('^[0-9]{1,7}([.][0-9]{1,6})?$')";

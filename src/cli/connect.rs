@@ -65,7 +65,7 @@ impl Connection {
     /// command. When the catalogue cannot be read, the snapshot, with a warning on stderr.
     pub async fn prices(&self) -> PriceCatalogue {
         match crate::reconcile::live_prices(self.inventory.client()).await {
-            Ok(prices) => prices,
+            Ok((prices, _)) => prices,
             Err(e) => {
                 eprintln!(
                     "warning: RunPod's price catalogue could not be read ({e}); using the built-in price snapshot"

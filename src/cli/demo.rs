@@ -191,7 +191,7 @@ async fn demo() -> Result<ExitCode, CliError> {
         handle.api_key.clone(),
         &budget,
     )?;
-    let prices = crate::reconcile::live_prices(&client)
+    let (prices, _) = crate::reconcile::live_prices(&client)
         .await
         .map_err(CliError::RunPod)?;
     let demo = Demo {

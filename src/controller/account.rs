@@ -11,8 +11,8 @@ use rust_decimal::{Decimal, prelude::FromPrimitive};
 use super::{Context, Error, account_name, apply_status};
 use crate::{
     api::{
-        CONDITION_CREATES_HELD, CONDITION_INSUFFICIENT_CREDIT, CONDITION_READY, CONDITION_STALLED,
-        Orphan, RunPodAccount, RunPodAccountStatus, Usd,
+        CONDITION_CREATES_HELD, CONDITION_INSUFFICIENT_CREDIT, CONDITION_PRICES_STALE,
+        CONDITION_READY, CONDITION_STALLED, Orphan, RunPodAccount, RunPodAccountStatus, Usd,
     },
     engine::conditions::{Verdict, merge},
     reconcile::{Workspace, orphans},
@@ -69,6 +69,7 @@ async fn apply(account: &RunPodAccount, ctx: &Context) -> Result<Action, Error> 
         }
     };
     runtime.inventory.refresh().await?;
+    let prices = ctx.prices_of(account, &runtime).await;
     let snapshot = runtime.inventory.snapshot();
     let workloads: Vec<_> = ctx
         .workloads
@@ -91,7 +92,7 @@ async fn apply(account: &RunPodAccount, ctx: &Context) -> Result<Action, Error> 
         volumes,
         secrets: Default::default(),
     };
-    let found: Vec<Orphan> = orphans(&ws, &snapshot, &ctx.prices)
+    let found: Vec<Orphan> = orphans(&ws, &snapshot, &prices)
         .into_iter()
         .map(|o| Orphan {
             kind: o.kind.to_string(),
@@ -117,6 +118,20 @@ async fn apply(account: &RunPodAccount, ctx: &Context) -> Result<Action, Error> 
         _ => Verdict::no(CONDITION_INSUFFICIENT_CREDIT, "Enough", ""),
     });
     verdicts.push(Verdict::no(CONDITION_STALLED, "Connected", ""));
+    let interval = Duration::from_secs(u64::from(
+        account.spec.price_refresh_interval_seconds.max(10),
+    ));
+    let (prices_status, prices_verdict) = runtime.prices.report(interval, Timestamp::now());
+    let stale_before = account.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == CONDITION_PRICES_STALE && c.status == "True")
+    });
+    if prices_verdict.status && !stale_before {
+        ctx.event(account, true, "PricesStale", prices_verdict.message.clone())
+            .await;
+    }
+    verdicts.push(prices_verdict);
     let gap = runtime.inventory.identity_gap();
     let held_before = account.status.as_ref().is_some_and(|s| {
         s.conditions
@@ -155,6 +170,7 @@ async fn apply(account: &RunPodAccount, ctx: &Context) -> Result<Action, Error> 
         runway_hours: runway.map(|h| format!("{:.1}", h.round_dp(1))),
         managed_count: Some(managed),
         orphans: found,
+        prices: Some(prices_status),
     };
     apply_status(&api, account, account.status.as_ref(), &status).await?;
     if let Some(m) = money {
@@ -166,7 +182,8 @@ async fn apply(account: &RunPodAccount, ctx: &Context) -> Result<Action, Error> 
         money.and_then(|m| m.spend_per_hour()),
         account.spec.spending_cap_usd_per_hour.amount(),
     );
-    Ok(Action::requeue(Duration::from_secs(u64::from(
-        account.spec.resync_interval_seconds,
-    ))))
+    // Look again at the resync, or sooner when the prices are due (the workloads read them
+    // too, but an account without workloads must still report them).
+    let resync = Duration::from_secs(u64::from(account.spec.resync_interval_seconds));
+    Ok(Action::requeue(resync.min(interval)))
 }

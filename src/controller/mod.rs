@@ -14,6 +14,7 @@ pub mod account;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+pub mod prices;
 pub mod rbac;
 pub mod run;
 pub mod runtimes;
@@ -288,9 +289,36 @@ impl Context {
                 account,
                 &self.workloads.state(),
                 &self.volumes.state(),
-                &self.prices,
+                &self.totals.prices_of(account),
             ))
         }
+    }
+
+    /// The account's prices, read from RunPod's catalogue when due (see [`prices`]). When they
+    /// differ from those the account's totals were counted with, the totals are counted again
+    /// once, so the account cap compares figures of one price list.
+    pub async fn prices_of(
+        &self,
+        account: &RunPodAccount,
+        runtime: &runtimes::Runtime,
+    ) -> Arc<PriceCatalogue> {
+        let interval = Duration::from_secs(u64::from(
+            account.spec.price_refresh_interval_seconds.max(10),
+        ));
+        let client = runtime.inventory.client();
+        let prices = runtime
+            .prices
+            .refresh(interval, k8s_openapi::jiff::Timestamp::now, || {
+                prices::read_catalogue(client)
+            })
+            .await;
+        let name = account.name_any();
+        if !Arc::ptr_eq(&self.totals.prices_of(&name), &prices) {
+            self.totals.reprice(&name, prices.clone(), || {
+                (self.workloads.state(), self.volumes.state())
+            });
+        }
+        prices
     }
 
     /// The same context, reading account totals that watches keep (see [`totals`]).

@@ -268,7 +268,6 @@ pub async fn controllers(
     // Account totals follow every workload and volume event, so no reconcile walks the others.
     let totals = Arc::new(Totals::default());
     totals.feed();
-    let prices = crate::engine::prices::PriceCatalogue::builtin();
 
     let (workloads, workload_writer) = reflector::store::<GpuWorkload>();
     let workload_stream = reflector::reflector(
@@ -277,8 +276,8 @@ pub async fn controllers(
     )
     .default_backoff()
     .inspect_ok({
-        let (totals, prices) = (totals.clone(), prices.clone());
-        move |event| totals.workload_event(event, &prices)
+        let totals = totals.clone();
+        move |event| totals.workload_event(event)
     })
     .inspect_ok(loaded(&synced, StoreKind::Workloads))
     .applied_objects()
@@ -290,8 +289,8 @@ pub async fn controllers(
     )
     .default_backoff()
     .inspect_ok({
-        let (totals, prices) = (totals.clone(), prices.clone());
-        move |event| totals.volume_event(event, &prices)
+        let totals = totals.clone();
+        move |event| totals.volume_event(event)
     })
     .inspect_ok(loaded(&synced, StoreKind::Volumes))
     .applied_objects()

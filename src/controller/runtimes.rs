@@ -23,6 +23,8 @@ use crate::{
 pub struct Runtime {
     /// The inventory (and through it the client and its budget).
     pub inventory: Inventory,
+    /// The account's prices: RunPod's catalogue, read on the account's interval.
+    pub prices: super::prices::Prices,
     fingerprint: String,
 }
 
@@ -122,6 +124,9 @@ impl Runtimes {
                 runpod,
                 Duration::from_secs(u64::from(spec.resync_interval_seconds)),
             ),
+            prices: super::prices::Prices::new(std::sync::Arc::new(
+                crate::engine::prices::PriceCatalogue::builtin(),
+            )),
             fingerprint: print,
         });
         // Two reconciles may build at once (every workload of an account at start-up): the

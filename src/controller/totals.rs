@@ -11,7 +11,7 @@
 use std::{
     collections::{HashMap, HashSet},
     sync::{
-        Mutex, MutexGuard,
+        Arc, Mutex, MutexGuard,
         atomic::{AtomicBool, Ordering},
     },
 };
@@ -39,6 +39,10 @@ enum Kind {
 #[derive(Default)]
 struct Inner {
     accounts: HashMap<String, AccountTotals>,
+    /// The prices each account's shares are computed with (see [`Totals::reprice`]); an
+    /// account not here uses the built-in snapshot.
+    prices: HashMap<String, Arc<PriceCatalogue>>,
+    builtin: Option<Arc<PriceCatalogue>>,
     /// Object key -> its kind and account.
     placed: HashMap<String, (Kind, String)>,
     /// The keys seen by a list in progress, per kind.
@@ -95,6 +99,16 @@ fn lock(m: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
 }
 
 impl Inner {
+    fn prices_of(&mut self, account: &str) -> Arc<PriceCatalogue> {
+        match self.prices.get(account) {
+            Some(prices) => prices.clone(),
+            None => self
+                .builtin
+                .get_or_insert_with(|| Arc::new(PriceCatalogue::builtin()))
+                .clone(),
+        }
+    }
+
     fn set(&mut self, kind: Kind, key: String, account: String, share: Option<Share>) {
         if let Some(seen) = self.relisting.get_mut(&kind) {
             seen.insert(key.clone());
@@ -164,7 +178,8 @@ impl Totals {
         kind: Kind,
         event: &watcher::Event<K>,
         key: impl Fn(&K) -> String,
-        placed: impl Fn(&K) -> (String, Option<Share>),
+        account: impl Fn(&K) -> String,
+        share: impl Fn(&K, &PriceCatalogue) -> Option<Share>,
     ) {
         let mut inner = lock(&self.inner);
         match event {
@@ -172,7 +187,9 @@ impl Totals {
                 inner.relisting.insert(kind, HashSet::new());
             }
             watcher::Event::InitApply(obj) | watcher::Event::Apply(obj) => {
-                let (account, share) = placed(obj);
+                let account = account(obj);
+                let prices = inner.prices_of(&account);
+                let share = share(obj, &prices);
                 inner.set(kind, key(obj), account, share);
             }
             watcher::Event::Delete(obj) => inner.remove(&key(obj)),
@@ -181,23 +198,77 @@ impl Totals {
     }
 
     /// A GpuWorkload watch event.
-    pub fn workload_event(&self, event: &watcher::Event<GpuWorkload>, prices: &PriceCatalogue) {
-        self.event(Kind::Workload, event, workload_key, |w| {
-            (
-                account_name(w.spec.account_ref.as_ref()),
-                workload_share(w, prices),
-            )
-        });
+    pub fn workload_event(&self, event: &watcher::Event<GpuWorkload>) {
+        self.event(
+            Kind::Workload,
+            event,
+            workload_key,
+            |w| account_name(w.spec.account_ref.as_ref()),
+            workload_share,
+        );
     }
 
     /// A NetworkVolume watch event.
-    pub fn volume_event(&self, event: &watcher::Event<NetworkVolume>, prices: &PriceCatalogue) {
-        self.event(Kind::Volume, event, volume_key, |v| {
-            (
-                account_name(v.spec.account_ref.as_ref()),
-                Some(volume_share(v, prices)),
-            )
-        });
+    pub fn volume_event(&self, event: &watcher::Event<NetworkVolume>) {
+        self.event(
+            Kind::Volume,
+            event,
+            volume_key,
+            |v| account_name(v.spec.account_ref.as_ref()),
+            |v, prices| Some(volume_share(v, prices)),
+        );
+    }
+
+    /// The prices an account's shares are computed with.
+    pub fn prices_of(&self, account: &str) -> Arc<PriceCatalogue> {
+        lock(&self.inner).prices_of(account)
+    }
+
+    /// New prices for an account: every share of its objects is computed again with them,
+    /// once (not per reconcile). `objects` reads the stores; it is called under the totals'
+    /// lock, so an event that lands meanwhile is applied after it, with the new prices.
+    pub fn reprice(
+        &self,
+        account: &str,
+        prices: Arc<PriceCatalogue>,
+        objects: impl FnOnce() -> (Vec<Arc<GpuWorkload>>, Vec<Arc<NetworkVolume>>),
+    ) {
+        let mut inner = lock(&self.inner);
+        if inner
+            .prices
+            .get(account)
+            .is_some_and(|p| Arc::ptr_eq(p, &prices))
+        {
+            return;
+        }
+        inner.prices.insert(account.to_string(), prices.clone());
+        if !self.is_fed() {
+            return;
+        }
+        // Only the shares already placed in this account move: which objects count is the
+        // watches' business (a relist in progress decides what is gone).
+        let (workloads, volumes) = objects();
+        let shares = workloads
+            .iter()
+            .filter(|w| account_name(w.spec.account_ref.as_ref()) == account)
+            .filter_map(|w| Some((workload_key(w), workload_share(w, &prices)?)))
+            .chain(
+                volumes
+                    .iter()
+                    .filter(|v| account_name(v.spec.account_ref.as_ref()) == account)
+                    .map(|v| (volume_key(v), volume_share(v, &prices))),
+            );
+        let mut moved = Vec::new();
+        for (key, share) in shares {
+            if inner.placed.get(&key).is_some_and(|(_, a)| a == account) {
+                moved.push((key, share));
+            }
+        }
+        if let Some(totals) = inner.accounts.get_mut(account) {
+            for (key, share) in moved {
+                totals.set(&key, share);
+            }
+        }
     }
 
     /// Reads one account's totals (empty when it has no object).
@@ -273,25 +344,24 @@ mod tests {
 
     #[test]
     fn a_relist_drops_what_it_did_not_see_and_a_move_changes_account() {
-        let prices = PriceCatalogue::builtin();
         let totals = Totals::default();
         let a = workload("a", None, 1, "1");
         let b = workload("b", None, 0, "2");
-        totals.workload_event(&watcher::Event::Apply(a.clone()), &prices);
-        totals.workload_event(&watcher::Event::Apply(b.clone()), &prices);
+        totals.workload_event(&watcher::Event::Apply(a.clone()));
+        totals.workload_event(&watcher::Event::Apply(b.clone()));
         let (worst, ranking) = figures(&totals, "default");
         assert!(worst > rust_decimal::Decimal::ZERO);
         assert_eq!(ranking, vec!["ml/b", "ml/a"]);
 
         // b is deleted while the watch is down: the list after it does not hold b.
-        totals.workload_event(&watcher::Event::Init, &prices);
-        totals.workload_event(&watcher::Event::InitApply(a.clone()), &prices);
-        totals.workload_event(&watcher::Event::InitDone, &prices);
+        totals.workload_event(&watcher::Event::Init);
+        totals.workload_event(&watcher::Event::InitApply(a.clone()));
+        totals.workload_event(&watcher::Event::InitDone);
         assert_eq!(figures(&totals, "default").1, vec!["ml/a"]);
 
         // a moves to another account.
         let moved = workload("a", Some("other"), 1, "1");
-        totals.workload_event(&watcher::Event::Apply(moved), &prices);
+        totals.workload_event(&watcher::Event::Apply(moved));
         assert_eq!(figures(&totals, "default").0, rust_decimal::Decimal::ZERO);
         assert_eq!(figures(&totals, "other").1, vec!["ml/a"]);
 
@@ -301,7 +371,53 @@ mod tests {
             Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
                 k8s_openapi::jiff::Timestamp::now(),
             ));
-        totals.workload_event(&watcher::Event::Apply(deleting), &prices);
+        totals.workload_event(&watcher::Event::Apply(deleting));
         assert_eq!(figures(&totals, "other").0, rust_decimal::Decimal::ZERO);
+    }
+
+    #[test]
+    fn new_prices_move_every_share_of_the_account_once_and_equal_a_fresh_count() {
+        let totals = Totals::default();
+        totals.feed();
+        let a = Arc::new(workload("a", None, 1, "1"));
+        let b = Arc::new(workload("b", None, 0, "2"));
+        let c = Arc::new(workload("c", Some("other"), 0, "2"));
+        for w in [&a, &b, &c] {
+            totals.workload_event(&watcher::Event::Apply((**w).clone()));
+        }
+        let before = figures(&totals, "default").0;
+        let other_before = figures(&totals, "other").0;
+
+        // The A100 rises from 1.89 to 3.00 USD/h.
+        let mut dearer = PriceCatalogue::builtin();
+        dearer.apply_live([crate::engine::prices::LiveGpuPrice {
+            gpu_type: "NVIDIA A100-SXM4-80GB".into(),
+            pool: None,
+            secure_per_hour: Some(rust_decimal::Decimal::new(300, 2)),
+            community_per_hour: None,
+            serverless_per_hour: None,
+        }]);
+        let dearer = Arc::new(dearer);
+        let stores = || (vec![a.clone(), b.clone(), c.clone()], Vec::new());
+        totals.reprice("default", dearer.clone(), stores);
+        let after = figures(&totals, "default").0;
+        assert!(after > before, "{after} <= {before}");
+        // The same figure a count from scratch gives with the new prices.
+        let fresh =
+            Totals::from_stores("default", &[a.clone(), b.clone(), c.clone()], &[], &dearer);
+        assert_eq!(after, fresh.worst_per_hour());
+        // Another account keeps its prices.
+        assert_eq!(figures(&totals, "other").0, other_before);
+        // An event after the change is counted with the new prices too.
+        let d = workload("d", None, 0, "0");
+        totals.workload_event(&watcher::Event::Apply(d.clone()));
+        let fresh = Totals::from_stores(
+            "default",
+            &[a.clone(), b.clone(), Arc::new(d)],
+            &[],
+            &dearer,
+        );
+        assert_eq!(figures(&totals, "default").0, fresh.worst_per_hour());
+        assert!(Arc::ptr_eq(&totals.prices_of("default"), &dearer));
     }
 }

@@ -78,6 +78,7 @@ async fn apply(v: Arc<NetworkVolume>, ctx: &Context) -> Result<Action, Error> {
     let account = ctx.account(&name).ok_or(Error::AccountMissing(name))?;
     let runtime = ctx.runtimes.get(&ctx.client, &account).await?;
     runtime.inventory.ensure_fresh().await?;
+    let prices = ctx.prices_of(&account, &runtime).await;
     let ws = Workspace {
         account: account.spec.clone(),
         workloads: ctx
@@ -91,7 +92,7 @@ async fn apply(v: Arc<NetworkVolume>, ctx: &Context) -> Result<Action, Error> {
     };
     let mut item = {
         let snapshot = runtime.inventory.snapshot();
-        AccountView::new(&ws, &snapshot, &ctx.prices, Timestamp::now()).plan_volume(&v)
+        AccountView::new(&ws, &snapshot, &prices, Timestamp::now()).plan_volume(&v)
     };
     let mut failure = None;
     if let Some(step) = item.actions.iter().find(|a| a.writes()).cloned() {
@@ -101,8 +102,7 @@ async fn apply(v: Arc<NetworkVolume>, ctx: &Context) -> Result<Action, Error> {
                 ctx.event(&*v, false, "Applied", format!("{} ({id})", step.describe()))
                     .await;
                 let snapshot = runtime.inventory.snapshot();
-                item =
-                    AccountView::new(&ws, &snapshot, &ctx.prices, Timestamp::now()).plan_volume(&v);
+                item = AccountView::new(&ws, &snapshot, &prices, Timestamp::now()).plan_volume(&v);
             }
             Outcome::Nothing => {}
         }

@@ -257,13 +257,14 @@ async fn apply(w: Arc<GpuWorkload>, ctx: &Context) -> Result<Action, Error> {
         }
         return Err(e.into());
     }
+    let prices = ctx.prices_of(&account, &runtime).await;
     let snapshot = runtime.inventory.snapshot();
     let now = Timestamp::now();
     // The other workloads and volumes of the account at their worst case, from the totals the
     // watches keep (not this workload's own recorded share, which may be one edit behind).
     let others_worst = ctx.account_totals(&name, |t| t.worst_per_hour_without(&key));
-    let total_worst = others_worst + worst_case(&w, &ctx.prices);
-    let view = AccountView::with_total(&ws, &snapshot, &ctx.prices, now, total_worst);
+    let total_worst = others_worst + worst_case(&w, &prices);
+    let view = AccountView::with_total(&ws, &snapshot, &prices, now, total_worst);
     // What other reconciles of the account approved and RunPod does not bill yet.
     let (pending, ledger) = runtime.inventory.pending(&key);
     let budget = Budget {
@@ -306,7 +307,7 @@ async fn apply(w: Arc<GpuWorkload>, ctx: &Context) -> Result<Action, Error> {
         outcome = Some((step, result));
         // Show what RunPod holds now.
         let snapshot = runtime.inventory.snapshot();
-        let view = AccountView::with_total(&ws, &snapshot, &ctx.prices, now, total_worst);
+        let view = AccountView::with_total(&ws, &snapshot, &prices, now, total_worst);
         let after = view.plan_within(&w, None, &Budget::default().with_others(others_worst));
         item = Item {
             outcome: None,

@@ -31,17 +31,25 @@ pub use view::{AccountView, volume_hourly, worst_case};
 
 /// The built-in price snapshot with RunPod's catalogue (`GET /v2/catalog/gpus`) on top: what
 /// RunPod charges today wins, and a type the catalogue does not price keeps the snapshot's
-/// figure or, if it has none, stays unknown (refused, never zero). One request.
+/// figure or, if it has none, stays unknown (refused, never zero). With it, how many GPU types
+/// the catalogue priced. One request.
 pub async fn live_prices(
     client: &crate::runpod::Client,
-) -> Result<PriceCatalogue, crate::runpod::Error> {
+) -> Result<(PriceCatalogue, usize), crate::runpod::Error> {
     let gpus = client.catalog_gpus().await?;
+    let priced: Vec<_> = gpus
+        .iter()
+        .map(crate::engine::prices::LiveGpuPrice::from_catalog)
+        .filter(|p| {
+            p.secure_per_hour.is_some()
+                || p.community_per_hour.is_some()
+                || p.serverless_per_hour.is_some()
+        })
+        .collect();
+    let count = priced.len();
     let mut prices = PriceCatalogue::builtin();
-    prices.apply_live(
-        gpus.iter()
-            .map(crate::engine::prices::LiveGpuPrice::from_catalog),
-    );
-    Ok(prices)
+    prices.apply_live(priced);
+    Ok((prices, count))
 }
 
 /// Everything declared for one account: the objects and the Secrets they read.

@@ -4,7 +4,7 @@
 //! Kept apart from the operator's table on purpose: a stand-in that read the code under test
 //! could never catch a price bug in it. The data is written in RunPod's own units (cents per
 //! GPU-hour for pods, millionths of a dollar per GPU-second for serverless), and the admin route
-//! `POST /admin/prices` changes it while the simulator runs.
+//! `POST /_sim/prices` changes it while the simulator runs.
 
 use std::collections::BTreeMap;
 

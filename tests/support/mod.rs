@@ -318,6 +318,19 @@ impl Harness {
         assert!(r.status().is_success(), "faults accepted: {}", r.status());
     }
 
+    /// Posts to one of the simulator's admin routes (`/_sim/<route>`), e.g. `prices`.
+    pub async fn sim_admin(&self, route: &str, body: Value) {
+        let client = runpod_operator::tls::http_client_builder().build().unwrap();
+        let r = client
+            .post(format!("{}/_sim/{route}", self.sim.api_url))
+            .bearer_auth(&self.sim.api_key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{route} accepted: {}", r.status());
+    }
+
     /// Patches a workload's spec by JSON merge.
     pub async fn edit(&self, namespace: &str, name: &str, spec: Value) {
         let api: Api<GpuWorkload> = Api::namespaced(self.client.clone(), namespace);

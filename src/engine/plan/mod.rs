@@ -68,7 +68,7 @@ use crate::{
     runpod::types::{Endpoint, Pod},
 };
 use endpoint::plan_endpoint;
-use money::{Refusal, check_money};
+use money::{Refusal, check_caps, check_money};
 use pod::plan_pod;
 
 /// Condition type: a replace would destroy data and waits for approval.
@@ -395,6 +395,25 @@ fn finish(
     } else {
         Verdict::no(CONDITION_DRIFTED, "InSync", "")
     });
+    // What already runs and no longer fits its caps (the prices rose, or a cap was lowered):
+    // reported, and left running. Nothing is stopped or deleted for it; what would spend more
+    // (a create, a start, a scale-up, a replacement) is refused by the rules above.
+    if !observe_only
+        && draft.current_per_hour > Decimal::ZERO
+        && !verdicts
+            .iter()
+            .any(|v| v.kind == CONDITION_SPEND_CAP_EXCEEDED)
+        && let Some(over) = cost.as_ref().and_then(|c| check_caps(ctx, c))
+    {
+        verdicts.push(Verdict::yes(
+            CONDITION_SPEND_CAP_EXCEEDED,
+            "RunningOverCap",
+            format!(
+                "{}, with what RunPod holds now: it is left as it is (a price rise or a lower cap stops and deletes nothing), and nothing that spends more is started until it fits: raise the cap or lower the GPU count",
+                over.message
+            ),
+        ));
+    }
     for kind in [
         CONDITION_SPEND_CAP_EXCEEDED,
         CONDITION_INSUFFICIENT_CREDIT,

@@ -126,6 +126,14 @@ pub(super) fn check_money(
     cost: &WorkloadCost,
     restart: bool,
 ) -> Option<Refusal> {
+    if let Some(refusal) = check_caps(ctx, cost) {
+        return Some(refusal);
+    }
+    check_credit(ctx, cost, restart)
+}
+
+/// The workload's caps and the account cap, against `cost`.
+pub(super) fn check_caps(ctx: &Context<'_>, cost: &WorkloadCost) -> Option<Refusal> {
     let cap = ctx.spec.spending_cap.usd_per_hour.amount();
     if cost.worst_case_per_hour > cap {
         return Some(Refusal {
@@ -171,6 +179,17 @@ pub(super) fn check_money(
             ),
         });
     }
+    None
+}
+
+/// The balance, the one-hour rule and the credit policy's runway, against `cost`.
+fn check_credit(ctx: &Context<'_>, cost: &WorkloadCost, restart: bool) -> Option<Refusal> {
+    let pending = &ctx.money.pending;
+    let taken = if pending.by.is_empty() {
+        String::new()
+    } else {
+        format!("; approved before it: {}", pending.names())
+    };
     let (Some(balance), Some(spend)) = (ctx.money.balance, ctx.money.spend_per_hour) else {
         return Some(Refusal {
             reason: "BalanceUnknown",

@@ -171,7 +171,7 @@ pub(super) fn admin(
     }
 }
 
-/// `POST /admin/prices`: changes the simulator's own catalogue while it runs. A GPU:
+/// `POST /_sim/prices`: changes the simulator's own catalogue while it runs. A GPU:
 /// `{"gpuType", "secure"?, "community"?}` (a price, or `null`: not offered there) or
 /// `{"gpuType", "remove": true}`; a pool: `{"pool", "flexPerSecond"?, "activePerSecond"?}`.
 /// What already runs bills at the new rate from the next instant of the clock.
