@@ -12,6 +12,7 @@ use std::{
     },
 };
 
+mod common;
 use proptest::prelude::*;
 use runpod_operator::cli::{CliError, load_manifests, manifests_from_texts};
 
@@ -420,5 +421,57 @@ proptest! {
     fn random_text_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
         let text = String::from_utf8_lossy(&bytes).into_owned();
         let _ = read("random.yaml", &text);
+    }
+}
+
+/// A long file is read on several threads: the verdict must be the one a single thread gives,
+/// word for word and in order: every broken object, the stop at a YAML error, the stop after
+/// 50 problems.
+#[test]
+fn several_threads_read_a_file_exactly_as_one_does() {
+    use runpod_operator::api::validate::{Manifest, ManifestError, parse_manifests_on};
+    let workload = |i: usize, broken: bool| {
+        format!(
+            "apiVersion: runpod-operator.dev/v1alpha1\nkind: GpuWorkload\nmetadata: {{name: w-{i}, namespace: ml}}\n\
+             spec:\n  type: Pod\n  image: img\n  gpu: {{types: [\"NVIDIA A100-SXM4-80GB\"]}}\n  spendingCap: {{usdPerHour: \"{}\"}}\n",
+            if broken { "lots" } else { "2" }
+        )
+    };
+    let verdict = |r: Result<Vec<Manifest>, Vec<ManifestError>>| match r {
+        Ok(m) => Ok(m
+            .iter()
+            .map(|m| match m {
+                Manifest::GpuWorkload(w) => w.metadata.name.clone().unwrap_or_default(),
+                other => format!("{other:?}"),
+            })
+            .collect::<Vec<_>>()),
+        Err(e) => Err(e.iter().map(ToString::to_string).collect::<Vec<_>>()),
+    };
+    let mut rng = common::Rng(0x9E37_79B9_7F4A_7C15);
+    for case in 0..6 {
+        // 2,000 documents (well past the size read in parallel), some broken, maybe a YAML
+        // error somewhere.
+        let yaml_error_at = (case % 2 == 1).then(|| rng.below(2_000) as usize);
+        let docs: Vec<String> = (0..2_000)
+            .map(|i| {
+                if Some(i) == yaml_error_at {
+                    "kind: [unclosed\n".to_string()
+                } else {
+                    workload(i, rng.below(100) < case as u64 * 2)
+                }
+            })
+            .collect();
+        let text = docs.join("---\n");
+        let one = verdict(parse_manifests_on(&text, "f.yaml", 1));
+        for threads in [2, 3, 8] {
+            assert_eq!(
+                verdict(parse_manifests_on(&text, "f.yaml", threads)),
+                one,
+                "case {case}, {threads} threads"
+            );
+        }
+        if case == 0 {
+            assert_eq!(one.as_ref().map(Vec::len), Ok(2_000));
+        }
     }
 }

@@ -10,15 +10,19 @@
 //! reaches RunPod; the tests use it to run every CEL rule against accepted and rejected
 //! objects. Pure: no I/O.
 
+mod defaults;
 mod native;
+pub mod ordered;
+mod path;
 mod structure;
 
 use std::{fmt, sync::LazyLock};
 
 use kube::{
     CustomResourceExt, Resource,
-    core::cel::{CompiledSchema, Validator, apply_defaults, compile_schema},
+    core::cel::{CompiledSchema, Validator, compile_schema},
 };
+use path::Path;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -193,10 +197,32 @@ fn yaml_message(e: &serde_saphyr::Error, first_line: u64) -> String {
     }
 }
 
+/// Texts at least this long are read on several threads (below it, starting them costs more
+/// than it saves).
+pub const PARALLEL_BYTES: usize = 64 << 10;
+
 /// Reads every document of a YAML stream and checks the operator's kinds. Empty documents
 /// are skipped. Every broken object is reported, not only the first; a YAML error stops the
-/// file (what follows it cannot be located reliably).
+/// file (what follows it cannot be located reliably). A long text is read on every core, with
+/// the same result as one thread's.
 pub fn parse_manifests(text: &str, source_name: &str) -> Result<Vec<Manifest>, Vec<ManifestError>> {
+    let threads = if text.len() >= PARALLEL_BYTES {
+        ordered::threads()
+    } else {
+        1
+    };
+    parse_manifests_on(text, source_name, threads)
+}
+
+/// One document read and checked: its objects, or why it could not be read.
+type Read = Result<Vec<Result<Manifest, ManifestError>>, ManifestError>;
+
+/// [`parse_manifests`] on up to `threads` threads.
+pub fn parse_manifests_on(
+    text: &str,
+    source_name: &str,
+    threads: usize,
+) -> Result<Vec<Manifest>, Vec<ManifestError>> {
     if text.len() > MAX_MANIFEST_BYTES {
         return Err(vec![ManifestError::TooLarge {
             source_name: source_name.to_string(),
@@ -208,21 +234,47 @@ pub fn parse_manifests(text: &str, source_name: &str) -> Result<Vec<Manifest>, V
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut manifests = Vec::new();
     let mut errors = Vec::new();
-    // One document at a time: each is checked and dropped before the next is read, so a file
-    // of 10,000 workloads never holds 10,000 untyped trees at once.
-    for (first_line, piece) in documents(text) {
+    // One document at a time per thread: each is checked and dropped before the next is
+    // read, so a file of 10,000 workloads never holds 10,000 untyped trees at once.
+    let read = |(first_line, piece): (u64, &str)| -> (u64, Read) {
         let values: Vec<Value> =
             match serde_saphyr::from_multiple_with_options(piece, yaml_options()) {
                 Ok(values) => values,
                 Err(e) => {
-                    errors.push(ManifestError::Yaml {
-                        source_name: source_name.to_string(),
-                        error: yaml_message(&e, first_line),
-                    });
-                    // What follows a syntax error cannot be located reliably.
-                    break;
+                    return (
+                        first_line,
+                        Err(ManifestError::Yaml {
+                            source_name: source_name.to_string(),
+                            error: yaml_message(&e, first_line),
+                        }),
+                    );
                 }
             };
+        let objects = values
+            .into_iter()
+            .filter(|value| !value.is_null())
+            .map(|value| {
+                let kind = value["kind"].as_str().unwrap_or("object").to_string();
+                let name = value["metadata"]["name"].as_str().unwrap_or("").to_string();
+                check_with(value, None, false).map_err(|field_errors| ManifestError::Invalid {
+                    source_name: source_name.to_string(),
+                    kind,
+                    name,
+                    errors: field_errors,
+                })
+            })
+            .collect();
+        (first_line, Ok(objects))
+    };
+    ordered::in_order(documents(text), threads, read, |(first_line, result)| {
+        let objects = match result {
+            Ok(objects) => objects,
+            Err(yaml) => {
+                errors.push(yaml);
+                // What follows a syntax error cannot be located reliably.
+                return false;
+            }
+        };
         if errors.len() >= MAX_ERRORS_PER_FILE {
             errors.push(ManifestError::Yaml {
                 source_name: source_name.to_string(),
@@ -231,23 +283,16 @@ pub fn parse_manifests(text: &str, source_name: &str) -> Result<Vec<Manifest>, V
                     first_line + 1
                 ),
             });
-            break;
+            return false;
         }
-        for value in values {
-            if value.is_null() {
-                continue;
-            }
-            match check_document(&value, None) {
+        for object in objects {
+            match object {
                 Ok(manifest) => manifests.push(manifest),
-                Err(field_errors) => errors.push(ManifestError::Invalid {
-                    source_name: source_name.to_string(),
-                    kind: value["kind"].as_str().unwrap_or("object").to_string(),
-                    name: value["metadata"]["name"].as_str().unwrap_or("").to_string(),
-                    errors: field_errors,
-                }),
+                Err(error) => errors.push(error),
             }
         }
-    }
+        true
+    });
     if errors.is_empty() {
         Ok(manifests)
     } else {
@@ -258,16 +303,16 @@ pub fn parse_manifests(text: &str, source_name: &str) -> Result<Vec<Manifest>, V
 /// Checks one object, as JSON, and returns it typed. `old` is the previous version for
 /// transition rules (immutable and grow-only fields); `None` for a create.
 pub fn check_document(value: &Value, old: Option<&Value>) -> Result<Manifest, Vec<FieldError>> {
-    check_with(value, old, false)
+    check_with(value.clone(), old, false)
 }
 
 fn check_with(
-    value: &Value,
+    value: Value,
     old: Option<&Value>,
     all_cel: bool,
 ) -> Result<Manifest, Vec<FieldError>> {
-    let api_version = value["apiVersion"].as_str().unwrap_or_default();
-    let kind = value["kind"].as_str().unwrap_or_default();
+    let api_version = value["apiVersion"].as_str().unwrap_or_default().to_string();
+    let kind = value["kind"].as_str().unwrap_or_default().to_string();
     if api_version.is_empty() || kind.is_empty() {
         return Err(vec![FieldError {
             path: String::new(),
@@ -275,9 +320,9 @@ fn check_with(
         }]);
     }
     if api_version.split('/').next() != Some(super::API_GROUP) {
-        return Ok(Manifest::Other(value.clone()));
+        return Ok(Manifest::Other(value));
     }
-    match kind {
+    match kind.as_str() {
         "GpuWorkload" => {
             check::<GpuWorkload>(value, old, all_cel).map(|o| Manifest::GpuWorkload(Box::new(o)))
         }
@@ -300,6 +345,7 @@ fn check_with(
 struct Schema {
     published: Value,
     rules: Option<RuleTree>,
+    defaults: Option<defaults::Defaults>,
     whole: LazyLock<CompiledSchema, Box<dyn FnOnce() -> CompiledSchema + Send>>,
 }
 
@@ -384,13 +430,13 @@ impl RuleTree {
         validator: &Validator,
         value: &Value,
         old: Option<&Value>,
-        path: &str,
+        path: Path<'_>,
         errors: &mut Vec<FieldError>,
     ) {
         let run = |compiled: &CompiledSchema, errors: &mut Vec<FieldError>| {
             if let Err(found) = validator.validate_compiled(compiled, value, old) {
                 errors.extend(found.as_slice().iter().map(|e| FieldError {
-                    path: match (path.is_empty(), e.field_path.is_empty()) {
+                    path: match (path.is_root(), e.field_path.is_empty()) {
                         (_, true) => path.to_string(),
                         (true, false) => e.field_path.clone(),
                         (false, false) => format!("{path}.{}", e.field_path),
@@ -415,18 +461,11 @@ impl RuleTree {
         {
             run(cel, errors);
         }
-        let join = |key: &str| {
-            if path.is_empty() {
-                key.to_string()
-            } else {
-                format!("{path}.{key}")
-            }
-        };
         if let Some(map) = value.as_object() {
             for (name, child) in &self.properties {
                 if let Some(v) = map.get(name) {
                     let old = old.and_then(|o| o.get(name));
-                    child.check(validator, v, old, &join(name), errors);
+                    child.check(validator, v, old, path.key(name), errors);
                 }
             }
             if let Some(additional) = &self.additional {
@@ -435,14 +474,14 @@ impl RuleTree {
                         continue;
                     }
                     let old = old.and_then(|o| o.get(key));
-                    additional.check(validator, v, old, &join(key), errors);
+                    additional.check(validator, v, old, path.key(key), errors);
                 }
             }
         }
         if let (Some(items), Some(list)) = (&self.items, value.as_array()) {
             for (i, item) in list.iter().enumerate() {
                 let old = old.and_then(Value::as_array).and_then(|a| a.get(i));
-                items.check(validator, item, old, &format!("{path}[{i}]"), errors);
+                items.check(validator, item, old, path.index(i), errors);
             }
         }
     }
@@ -478,6 +517,7 @@ fn openapi_schema<K: CustomResourceExt>() -> Schema {
     let whole = published.clone();
     Schema {
         rules: RuleTree::of(&published),
+        defaults: defaults::Defaults::of(&published),
         published,
         whole: LazyLock::new(Box::new(move || compile_schema(&whole))),
     }
@@ -489,14 +529,15 @@ pub fn check_document_all_cel(
     value: &Value,
     old: Option<&Value>,
 ) -> Result<Manifest, Vec<FieldError>> {
-    check_with(value, old, true)
+    check_with(value.clone(), old, true)
 }
 
 fn check<K: Checked>(
-    value: &Value,
+    mut owned: Value,
     old: Option<&Value>,
     all_cel: bool,
 ) -> Result<K, Vec<FieldError>> {
+    let value = &owned;
     let schema_set = K::schema();
     let schema = &schema_set.published;
     let expected = K::api_version(&());
@@ -518,18 +559,33 @@ fn check<K: Checked>(
 
     let mut errors = Vec::new();
     structure::metadata(value, &mut errors);
-    unknown_fields(schema, value, "", &mut errors);
-    structure::limits(schema, value, "", &mut errors);
+    unknown_fields(schema, value, Path::Root, &mut errors);
+    structure::limits(schema, value, Path::Root, &mut errors);
     if !errors.is_empty() {
         return Err(errors);
     }
 
-    let typed: K = serde_path_to_error::deserialize(value).map_err(|e| {
-        vec![FieldError {
-            path: e.path().to_string().trim_start_matches('.').to_string(),
-            message: e.inner().to_string(),
-        }]
-    })?;
+    // Typed straight from the tree; only a failure is read again with the path tracked, for
+    // the message (tracking it on every read cost more than the read).
+    let typed: K = match K::deserialize(value) {
+        Ok(typed) => typed,
+        Err(_) => {
+            return Err(vec![
+                serde_path_to_error::deserialize::<_, K>(value)
+                    .err()
+                    .map_or_else(
+                        || FieldError {
+                            path: String::new(),
+                            message: "the object could not be read".to_string(),
+                        },
+                        |e| FieldError {
+                            path: e.path().to_string().trim_start_matches('.').to_string(),
+                            message: e.inner().to_string(),
+                        },
+                    ),
+            ]);
+        }
+    };
 
     // One validator per thread: building one registers every CEL function, which cost more
     // than all the rules of a manifest together.
@@ -538,19 +594,29 @@ fn check<K: Checked>(
     }
     if all_cel {
         let whole = &*schema_set.whole;
-        if let Err(rule_errors) = VALIDATOR.with(|v| v.validate_compiled(whole, value, old)) {
+        if let Err(rule_errors) = VALIDATOR.with(|v| v.validate_compiled(whole, &owned, old)) {
             errors.extend(rule_errors.as_slice().iter().map(|e| FieldError {
                 path: e.field_path.clone(),
                 message: e.message.clone(),
             }));
         }
     } else {
-        // Defaults first, as the API server applies them before the rules.
-        let defaulted = apply_defaults(schema, value);
-        let defaulted_old = old.map(|o| apply_defaults(schema, o));
+        // Defaults first, as the API server applies them before the rules (in place: the
+        // typed object is read already).
+        let defaults = schema_set.defaults.as_ref();
+        let defaulted_old = old.map(|o| {
+            let mut o = o.clone();
+            if let Some(d) = defaults {
+                d.apply(&mut o);
+            }
+            o
+        });
+        if let Some(d) = defaults {
+            d.apply(&mut owned);
+        }
         if let Some(rules) = &schema_set.rules {
             VALIDATOR.with(|v| {
-                rules.check(v, &defaulted, defaulted_old.as_ref(), "", &mut errors);
+                rules.check(v, &owned, defaulted_old.as_ref(), Path::Root, &mut errors);
             });
         }
     }
@@ -563,7 +629,7 @@ fn check<K: Checked>(
 
 /// Reports keys the schema does not know, as `kubectl apply --validate=strict` would.
 /// `apiVersion`, `kind` and `metadata` are left to the API server's own schema.
-fn unknown_fields(schema: &Value, value: &Value, path: &str, errors: &mut Vec<FieldError>) {
+fn unknown_fields(schema: &Value, value: &Value, path: Path<'_>, errors: &mut Vec<FieldError>) {
     match value {
         Value::Object(map) => {
             let Some(properties) = schema.get("properties").and_then(Value::as_object) else {
@@ -573,22 +639,19 @@ fn unknown_fields(schema: &Value, value: &Value, path: &str, errors: &mut Vec<Fi
                 return;
             }
             for (key, child) in map {
-                let child_path = if path.is_empty() {
-                    key.clone()
-                } else {
-                    format!("{path}.{key}")
-                };
                 // The CRD schema leaves the object's type and metadata to the API server.
-                if path.is_empty() && matches!(key.as_str(), "apiVersion" | "kind" | "metadata") {
+                if path.is_root() && matches!(key.as_str(), "apiVersion" | "kind" | "metadata") {
                     continue;
                 }
                 match properties.get(key) {
-                    Some(child_schema) => unknown_fields(child_schema, child, &child_path, errors),
+                    Some(child_schema) => {
+                        unknown_fields(child_schema, child, path.key(key), errors)
+                    }
                     None => {
                         let mut known: Vec<&str> = properties.keys().map(String::as_str).collect();
                         known.sort_unstable();
                         errors.push(FieldError {
-                            path: child_path,
+                            path: path.key(key).to_string(),
                             message: format!(
                                 "unknown field; the fields here are: {}",
                                 known.join(", ")
@@ -601,7 +664,7 @@ fn unknown_fields(schema: &Value, value: &Value, path: &str, errors: &mut Vec<Fi
         Value::Array(items) => {
             if let Some(item_schema) = schema.get("items") {
                 for (i, item) in items.iter().enumerate() {
-                    unknown_fields(item_schema, item, &format!("{path}[{i}]"), errors);
+                    unknown_fields(item_schema, item, path.index(i), errors);
                 }
             }
         }

@@ -5,15 +5,7 @@
 
 use serde_json::Value;
 
-use super::FieldError;
-
-fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_string()
-    } else {
-        format!("{path}.{key}")
-    }
-}
+use super::{FieldError, path::Path};
 
 fn bound(schema: &Value, keyword: &str) -> Option<usize> {
     schema
@@ -24,7 +16,7 @@ fn bound(schema: &Value, keyword: &str) -> Option<usize> {
 
 /// Checks every size limit of `schema` on `value`, children included. Values of the wrong
 /// type are left to the type check, which names them better.
-pub(super) fn limits(schema: &Value, value: &Value, path: &str, errors: &mut Vec<FieldError>) {
+pub(super) fn limits(schema: &Value, value: &Value, path: Path<'_>, errors: &mut Vec<FieldError>) {
     let mut fail = |message: String| {
         errors.push(FieldError {
             path: path.to_string(),
@@ -76,7 +68,7 @@ pub(super) fn limits(schema: &Value, value: &Value, path: &str, errors: &mut Vec
             }
             if let Some(item_schema) = schema.get("items") {
                 for (i, item) in items.iter().enumerate() {
-                    limits(item_schema, item, &format!("{path}[{i}]"), errors);
+                    limits(item_schema, item, path.index(i), errors);
                 }
             }
         }
@@ -93,11 +85,11 @@ pub(super) fn limits(schema: &Value, value: &Value, path: &str, errors: &mut Vec
             let additional = schema.get("additionalProperties").filter(|a| a.is_object());
             for (key, child) in map {
                 // The CRD schema leaves the object's type and metadata to the API server.
-                if path.is_empty() && matches!(key.as_str(), "apiVersion" | "kind" | "metadata") {
+                if path.is_root() && matches!(key.as_str(), "apiVersion" | "kind" | "metadata") {
                     continue;
                 }
                 if let Some(child_schema) = properties.and_then(|p| p.get(key)).or(additional) {
-                    limits(child_schema, child, &join(path, key), errors);
+                    limits(child_schema, child, path.key(key), errors);
                 }
             }
         }
