@@ -17,7 +17,8 @@ use crate::api::{Cloud, DesiredState, GpuWorkloadSpec, ServerlessSpec, WorkloadT
 /// Container disk RunPod gives when none is asked for, in GB.
 pub const DEFAULT_CONTAINER_DISK_GB: u32 = 50;
 
-const SECONDS_PER_HOUR: u32 = 3600;
+/// Seconds in an hour.
+pub const SECONDS_PER_HOUR: u32 = 3600;
 const HOURS_PER_DAY: u32 = 24;
 
 /// Why a cost cannot be computed.

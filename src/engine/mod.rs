@@ -12,6 +12,7 @@
 //! - [`model`]: what an action does to the observed state, for previews and property tests.
 //! - [`status`]: the status a pass writes (conditions merged, `stoppedSince` tracked).
 
+pub mod advice;
 pub mod conditions;
 pub mod cost;
 pub mod desired;

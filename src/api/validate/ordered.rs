@@ -15,11 +15,18 @@ use std::{
 /// How far ahead of the taker the workers may run, in items.
 pub const WINDOW: usize = 256;
 
-/// The threads worth using: the machine's cores, at most 8.
+/// The threads worth using: `RUNPOD_OPERATOR_THREADS` when set (1 reads on the calling thread
+/// alone), else the machine's cores; at most 8.
 pub fn threads() -> usize {
-    std::thread::available_parallelism()
-        .map(std::num::NonZeroUsize::get)
-        .unwrap_or(1)
+    std::env::var("RUNPOD_OPERATOR_THREADS")
+        .ok()
+        .and_then(|t| t.trim().parse::<usize>().ok())
+        .filter(|t| *t >= 1)
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(std::num::NonZeroUsize::get)
+                .unwrap_or(1)
+        })
         .min(8)
 }
 

@@ -1,0 +1,498 @@
+//! Advice: what a workload would have cost over a measured window, run each way RunPod offers
+//! (a Pod, flex workers only, or `k` active workers with flex above them), and which way is
+//! cheapest, with the saving. Pure: measurements and prices in, figures out.
+//!
+//! The measurement is a concurrency histogram: for each number of busy workers, how many
+//! seconds of the window had exactly that many. From it:
+//!
+//! - **flex only** pays every busy worker-second at the flex rate, plus each scale-up's billed
+//!   cold start and idle tail;
+//! - **`k` active + flex** pays `k` workers for the whole window at the active rate, and the
+//!   demand above `k` at the flex rate. The `k`-th worker pays off as active when `k` or more
+//!   workers are busy more than `active ÷ flex` of the time (A100: 0.00060 ÷ 0.00076 = 79%,
+//!   18.9 hours a day), so the best `k` is the number of levels that are;
+//! - **Pods** run all the time: as many as the most workers measured busy at once, so the Pod
+//!   side serves the peak the window saw (one Pod of A100 beats one flex worker above 16.6 busy
+//!   hours a day).
+//!
+//! Storage (container disk, volumes) is left out: it is the same whichever way runs. The
+//! scale-ups of the flex workers above `k` active ones are counted in proportion to the
+//! worker-seconds they serve (the histogram does not say which worker started).
+
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use super::{cost::SECONDS_PER_HOUR, prices::HOURS_PER_MONTH};
+
+/// The most busy-worker levels a histogram keeps: RunPod's endpoints have at most a few
+/// hundred workers, and a level above this counts as this one (memory stays bounded whatever
+/// a measurement says).
+pub const MAX_LEVELS: usize = 1_024;
+
+/// Seconds of a window by how many workers were busy.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Concurrency {
+    /// `seconds[c]`: seconds during which exactly `c` workers were busy.
+    pub seconds: Vec<u64>,
+    /// How many times a flex worker started (each start bills a cold start and an idle tail).
+    pub scale_ups: u64,
+}
+
+impl Concurrency {
+    /// Adds `seconds` with `busy` workers busy.
+    pub fn record(&mut self, busy: u32, seconds: u64) {
+        let level = (busy as usize).min(MAX_LEVELS - 1);
+        if self.seconds.len() <= level {
+            self.seconds.resize(level + 1, 0);
+        }
+        self.seconds[level] = self.seconds[level].saturating_add(seconds);
+    }
+
+    /// The window's length.
+    pub fn window_seconds(&self) -> u64 {
+        self.seconds.iter().sum()
+    }
+
+    /// Seconds during which at least `k` workers were busy.
+    pub fn seconds_at_least(&self, k: u32) -> u64 {
+        self.seconds.iter().skip(k as usize).sum()
+    }
+
+    /// Busy worker-seconds above `k` workers (what flex serves beside `k` active ones).
+    pub fn worker_seconds_above(&self, k: u32) -> u64 {
+        self.seconds
+            .iter()
+            .enumerate()
+            .skip(k as usize + 1)
+            .map(|(c, s)| (c as u64 - u64::from(k)).saturating_mul(*s))
+            .fold(0u64, u64::saturating_add)
+    }
+
+    /// The most workers busy at once.
+    pub fn max(&self) -> u32 {
+        self.seconds
+            .iter()
+            .rposition(|s| *s > 0)
+            .map_or(0, |c| c as u32)
+    }
+
+    /// The busy workers at a percentile (0-100) of the window's time.
+    pub fn percentile(&self, percent: u32) -> u32 {
+        let window = self.window_seconds();
+        if window == 0 {
+            return 0;
+        }
+        let wanted = (u128::from(window) * u128::from(percent.min(100))).div_ceil(100);
+        let mut seen = 0u128;
+        for (c, s) in self.seconds.iter().enumerate() {
+            seen += u128::from(*s);
+            if seen >= wanted && seen > 0 {
+                return c as u32;
+            }
+        }
+        self.max()
+    }
+
+    /// Hours per day with at least one worker busy.
+    pub fn busy_hours_per_day(&self) -> Decimal {
+        let window = self.window_seconds();
+        if window == 0 {
+            return Decimal::ZERO;
+        }
+        Decimal::from(self.seconds_at_least(1)) * Decimal::from(24) / Decimal::from(window)
+    }
+}
+
+/// What one worker (or Pod) costs, for one workload's GPU type and count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rates {
+    /// USD per GPU-hour of a Pod; `None` when no Pod of this GPU is priced.
+    pub pod_per_hour: Option<Decimal>,
+    /// USD per GPU-second of a flex worker.
+    pub flex_per_second: Decimal,
+    /// USD per GPU-second of an active worker; `None` when RunPod publishes none.
+    pub active_per_second: Option<Decimal>,
+    /// GPUs per worker (or Pod).
+    pub gpus: u32,
+    /// Billed seconds of a flex worker's cold start.
+    pub cold_start_seconds: u32,
+    /// Billed seconds a flex worker idles after its last job.
+    pub idle_timeout_seconds: u32,
+}
+
+/// A way to run a workload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum Config {
+    /// `count` Pods, always on.
+    Pod {
+        /// How many.
+        count: u32,
+    },
+    /// Serverless: `active` always-on workers, flex workers above them (`0`: flex only).
+    Serverless {
+        /// Active workers.
+        active: u32,
+    },
+}
+
+impl std::fmt::Display for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Config::Pod { count: 1 } => f.write_str("1 Pod"),
+            Config::Pod { count } => write!(f, "{count} Pods"),
+            Config::Serverless { active: 0 } => f.write_str("Serverless, flex workers only"),
+            Config::Serverless { active } => {
+                write!(f, "Serverless, {active} active + flex workers")
+            }
+        }
+    }
+}
+
+/// One way to run, with what it would have cost.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Costed {
+    /// The way.
+    pub config: Config,
+    /// USD over the measured window.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub window_cost: Decimal,
+    /// USD per 30-day month at the measured usage.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub per_month: Decimal,
+}
+
+/// The advice for one workload.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Advice {
+    /// Hours the measurement covers.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub window_hours: Decimal,
+    /// Hours per day with at least one worker busy.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub busy_hours_per_day: Decimal,
+    /// Busy workers: the median, the 95th percentile and the most at once.
+    pub p50: u32,
+    /// See `p50`.
+    pub p95: u32,
+    /// See `p50`.
+    pub max: u32,
+    /// The way it runs now, costed.
+    pub current: Costed,
+    /// Every way it could run, cheapest first.
+    pub options: Vec<Costed>,
+    /// The cheapest.
+    pub best: Costed,
+    /// USD per month saved by the best way (0 when the current one is best).
+    #[serde(with = "rust_decimal::serde::str")]
+    pub saving_per_month: Decimal,
+}
+
+/// Why no advice can be given.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AdviceError {
+    /// Nothing measured yet.
+    #[error("no usage is measured yet")]
+    NoMeasurement,
+    /// The current way has no price.
+    #[error("{0} has no price for this GPU type")]
+    NoPrice(Config),
+}
+
+/// The best number of active workers: the levels busy more than `active ÷ flex` of the
+/// window, at most `max_workers`. 0 without an active price.
+pub fn best_active(usage: &Concurrency, rates: &Rates, max_workers: u32) -> u32 {
+    let (Some(active), window) = (rates.active_per_second, usage.window_seconds()) else {
+        return 0;
+    };
+    if window == 0 || rates.flex_per_second.is_zero() {
+        return 0;
+    }
+    let threshold = active / rates.flex_per_second;
+    (1..=max_workers.min(usage.max()))
+        .take_while(|k| {
+            Decimal::from(usage.seconds_at_least(*k)) / Decimal::from(window) > threshold
+        })
+        .last()
+        .unwrap_or(0)
+}
+
+/// What `config` would have cost over the measured window; `None` when it has no price.
+pub fn cost_of(config: Config, usage: &Concurrency, rates: &Rates) -> Option<Decimal> {
+    let window = Decimal::from(usage.window_seconds());
+    let gpus = Decimal::from(rates.gpus);
+    match config {
+        Config::Pod { count } => {
+            let hours = window / Decimal::from(SECONDS_PER_HOUR);
+            Some(rates.pod_per_hour? * gpus * Decimal::from(count) * hours)
+        }
+        Config::Serverless { active } => {
+            let active_cost = if active == 0 {
+                Decimal::ZERO
+            } else {
+                rates.active_per_second? * gpus * Decimal::from(active) * window
+            };
+            let all = usage.worker_seconds_above(0);
+            let flex_seconds = usage.worker_seconds_above(active);
+            // The scale-ups of the workers above the active ones, in proportion to the work
+            // they serve.
+            let scale_ups = if all == 0 {
+                Decimal::ZERO
+            } else {
+                Decimal::from(usage.scale_ups) * Decimal::from(flex_seconds) / Decimal::from(all)
+            };
+            let overhead =
+                scale_ups * Decimal::from(rates.cold_start_seconds + rates.idle_timeout_seconds);
+            let flex_cost = rates.flex_per_second * gpus * (Decimal::from(flex_seconds) + overhead);
+            Some(active_cost + flex_cost)
+        }
+    }
+}
+
+/// The advice for a workload that runs as `current`, measured as `usage`. `pods_allowed`:
+/// whether a Pod is an option at all (a workload whose shape only Serverless supports says
+/// no); `max_workers` bounds the active workers.
+pub fn advise(
+    current: Config,
+    usage: &Concurrency,
+    rates: &Rates,
+    max_workers: u32,
+    pods_allowed: bool,
+) -> Result<Advice, AdviceError> {
+    let window = usage.window_seconds();
+    if window == 0 {
+        return Err(AdviceError::NoMeasurement);
+    }
+    let month = Decimal::from(HOURS_PER_MONTH * SECONDS_PER_HOUR) / Decimal::from(window);
+    let costed = |config: Config| {
+        cost_of(config, usage, rates).map(|window_cost| Costed {
+            config,
+            window_cost: window_cost.round_dp(4),
+            per_month: (window_cost * month).round_dp(2),
+        })
+    };
+    let current = costed(current).ok_or(AdviceError::NoPrice(current))?;
+    let mut candidates = vec![Config::Serverless { active: 0 }];
+    let k = best_active(usage, rates, max_workers);
+    if k > 0 {
+        candidates.push(Config::Serverless { active: k });
+    }
+    if pods_allowed {
+        candidates.push(Config::Pod {
+            count: usage.max().max(1),
+        });
+    }
+    if !candidates.contains(&current.config) {
+        candidates.push(current.config);
+    }
+    let mut options: Vec<Costed> = candidates.into_iter().filter_map(costed).collect();
+    // Cheapest first; on a tie the current way stays first (no change for nothing).
+    options.sort_by(|a, b| {
+        a.window_cost
+            .cmp(&b.window_cost)
+            .then_with(|| (b.config == current.config).cmp(&(a.config == current.config)))
+    });
+    let best = options.first().cloned().unwrap_or_else(|| current.clone());
+    let saving_per_month = (current.per_month - best.per_month).max(Decimal::ZERO);
+    Ok(Advice {
+        window_hours: (Decimal::from(window) / Decimal::from(SECONDS_PER_HOUR)).round_dp(1),
+        busy_hours_per_day: usage.busy_hours_per_day().round_dp(1),
+        p50: usage.percentile(50),
+        p95: usage.percentile(95),
+        max: usage.max(),
+        current,
+        options,
+        best,
+        saving_per_month,
+    })
+}
+
+/// What `Auto` switches to, with hysteresis: the best way only when it is cheaper than the
+/// current one by more than `margin` (a fraction, e.g. 0.1 for 10%) of the current cost. A
+/// workload sitting at a break-even never switches back and forth.
+pub fn switch_to(advice: &Advice, margin: Decimal) -> Option<Config> {
+    let current = advice.current.window_cost;
+    let best = &advice.best;
+    (best.config != advice.current.config
+        && best.window_cost < current * (Decimal::ONE - margin.max(Decimal::ZERO)))
+    .then_some(best.config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::prices::PriceCatalogue;
+
+    const A100: &str = "NVIDIA A100-SXM4-80GB";
+    const DAY: u64 = 24 * 3600;
+
+    /// The seed's A100 rates, with no cold start or idle tail (the break-evens as quoted).
+    fn a100() -> Rates {
+        let prices = PriceCatalogue::builtin();
+        let pool = prices.pool_of(A100).unwrap();
+        Rates {
+            pod_per_hour: Some(prices.pod_per_hour(A100, false).unwrap()),
+            flex_per_second: pool.flex_per_second,
+            active_per_second: pool.active_per_second,
+            gpus: 1,
+            cold_start_seconds: 0,
+            idle_timeout_seconds: 0,
+        }
+    }
+
+    /// A week with one worker busy `hours` a day.
+    fn one_worker(hours_tenths: u64) -> Concurrency {
+        let busy = hours_tenths * 360;
+        let mut usage = Concurrency::default();
+        usage.record(1, 7 * busy);
+        usage.record(0, 7 * (DAY - busy));
+        usage
+    }
+
+    #[test]
+    fn below_16_6_busy_hours_flex_wins_above_it_the_pod() {
+        let flex = Config::Serverless { active: 0 };
+        for (tenths, best) in [
+            (10, flex),
+            (80, flex),
+            (165, flex),
+            (167, Config::Pod { count: 1 }),
+            (200, Config::Pod { count: 1 }),
+        ] {
+            let advice = advise(flex, &one_worker(tenths), &a100(), 3, true).unwrap();
+            assert_eq!(advice.best.config, best, "{tenths} tenths of an hour a day");
+            assert_eq!(advice.busy_hours_per_day, Decimal::new(tenths as i64, 1));
+            if best == flex {
+                assert_eq!(advice.saving_per_month, Decimal::ZERO);
+            } else {
+                assert!(advice.saving_per_month > Decimal::ZERO);
+            }
+        }
+        // 20 hours a day: flex 20 × 2.736 = 54.72 a day, the Pod 45.36: 9.36 a day, 280.80 a
+        // month saved.
+        let advice = advise(flex, &one_worker(200), &a100(), 3, true).unwrap();
+        assert_eq!(advice.saving_per_month, Decimal::new(28080, 2));
+        assert_eq!(advice.best.per_month, Decimal::new(136080, 2));
+    }
+
+    #[test]
+    fn the_kth_active_worker_pays_off_above_18_9_busy_hours() {
+        let rates = a100();
+        // Serverless only (a Pod is not an option): one worker busy 18.8 h a day stays flex,
+        // 19.0 h makes it active.
+        let flex = Config::Serverless { active: 0 };
+        assert_eq!(best_active(&one_worker(188), &rates, 3), 0);
+        assert_eq!(best_active(&one_worker(190), &rates, 3), 1);
+        let advice = advise(flex, &one_worker(190), &rates, 3, false).unwrap();
+        assert_eq!(advice.best.config, Config::Serverless { active: 1 });
+
+        // Two workers busy 23 h a day, a third 20 h, a fourth 10 h: the first three pay off as
+        // active, the fourth does not; max workers 2 caps it.
+        let mut usage = Concurrency::default();
+        usage.record(0, 7 * 3600);
+        usage.record(2, 7 * 3 * 3600);
+        usage.record(3, 7 * 10 * 3600);
+        usage.record(4, 7 * 10 * 3600);
+        assert_eq!(usage.window_seconds(), 7 * DAY);
+        assert_eq!(best_active(&usage, &rates, 10), 3);
+        assert_eq!(best_active(&usage, &rates, 2), 2);
+        assert_eq!(usage.percentile(50), 3);
+        assert_eq!(usage.percentile(95), 4);
+        assert_eq!(usage.max(), 4);
+        let advice = advise(flex, &usage, &rates, 10, false).unwrap();
+        assert_eq!(advice.best.config, Config::Serverless { active: 3 });
+        // The figures by hand, per day: 3 active × 86,400 s × 0.0006 = 155.52; the flex
+        // above them: 10 h × 3,600 × 0.00076 = 27.36; flex only: (2×3 + 3×10 + 4×10) h ×
+        // 3,600 × 0.00076 = 207.936.
+        let day = |c: &Costed| c.window_cost / Decimal::from(7);
+        assert_eq!(day(&advice.best), Decimal::new(18288, 2));
+        assert_eq!(day(&advice.current), Decimal::new(207936, 3));
+    }
+
+    #[test]
+    fn cold_starts_and_idle_tails_are_billed_to_flex() {
+        let mut rates = a100();
+        rates.cold_start_seconds = 20;
+        rates.idle_timeout_seconds = 40;
+        let mut usage = one_worker(100);
+        usage.scale_ups = 7 * 60;
+        // 10 busy hours + 60 starts × 60 s = 11 billed hours a day.
+        let cost = cost_of(Config::Serverless { active: 0 }, &usage, &rates).unwrap();
+        assert_eq!(cost / Decimal::from(7), Decimal::new(11 * 3600 * 76, 5));
+        // An active worker serving all of it has no start to pay.
+        let active = cost_of(Config::Serverless { active: 1 }, &usage, &rates).unwrap();
+        assert_eq!(active / Decimal::from(7), Decimal::new(86_400 * 60, 5));
+    }
+
+    #[test]
+    fn at_the_break_even_auto_never_flaps() {
+        let margin = Decimal::new(10, 2);
+        let rates = a100();
+        // Usage wobbling around the Pod's 16.6 h break-even, day after day.
+        let mut current = Config::Serverless { active: 0 };
+        let mut switches = 0;
+        for tenths in [160, 172, 158, 175, 161, 170, 166, 167, 165] {
+            let advice = advise(current, &one_worker(tenths), &rates, 3, true).unwrap();
+            if let Some(next) = switch_to(&advice, margin) {
+                current = next;
+                switches += 1;
+            }
+        }
+        assert_eq!(switches, 0, "a switch within the margin");
+        // Well past it (22 h: the Pod is 25% cheaper), one switch; then back near the
+        // break-even, it stays.
+        let advice = advise(current, &one_worker(220), &rates, 3, true).unwrap();
+        current = switch_to(&advice, margin).expect("a switch past the margin");
+        assert_eq!(current, Config::Pod { count: 1 });
+        for tenths in [160, 172, 158] {
+            let advice = advise(current, &one_worker(tenths), &rates, 3, true).unwrap();
+            assert_eq!(switch_to(&advice, margin), None, "{tenths}");
+        }
+        // Far below (4 h a day: flex is 76% cheaper): back to flex.
+        let advice = advise(current, &one_worker(40), &rates, 3, true).unwrap();
+        assert_eq!(
+            switch_to(&advice, margin),
+            Some(Config::Serverless { active: 0 })
+        );
+    }
+
+    #[test]
+    fn no_measurement_no_advice_and_an_unpriced_way_is_not_offered() {
+        let rates = a100();
+        assert_eq!(
+            advise(
+                Config::Serverless { active: 0 },
+                &Concurrency::default(),
+                &rates,
+                3,
+                true
+            ),
+            Err(AdviceError::NoMeasurement)
+        );
+        let no_pod = Rates {
+            pod_per_hour: None,
+            ..rates
+        };
+        let advice = advise(
+            Config::Serverless { active: 0 },
+            &one_worker(230),
+            &no_pod,
+            3,
+            true,
+        )
+        .unwrap();
+        assert!(
+            advice
+                .options
+                .iter()
+                .all(|o| !matches!(o.config, Config::Pod { .. }))
+        );
+        // A histogram level past the bound counts at the bound.
+        let mut usage = Concurrency::default();
+        usage.record(u32::MAX, 5);
+        assert_eq!(usage.max() as usize, MAX_LEVELS - 1);
+    }
+}
