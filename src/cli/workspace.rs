@@ -13,7 +13,10 @@ use super::CliError;
 use crate::{
     api::{
         RunPodAccountSpec,
-        validate::{Manifest, PARALLEL_BYTES, ordered, parse_manifests_on},
+        validate::{
+            Manifest, ManifestError, PARALLEL_BYTES, ordered, parse_manifests_into,
+            parse_manifests_on,
+        },
     },
     reconcile::Workspace,
 };
@@ -140,70 +143,75 @@ pub fn from_texts<'a>(
     // Many files are read on every core (each file on one thread); one long file is read on
     // every core by the reader itself. The results are taken in the files' order.
     let texts: Vec<(&str, &str)> = texts.into_iter().collect();
-    let mut parsed = Vec::with_capacity(texts.len());
     let total: usize = texts.iter().map(|(_, t)| t.len()).sum();
-    let threads = if texts.len() > 1 && total >= PARALLEL_BYTES {
-        ordered::threads()
-    } else {
-        1
+    // One file's objects into the workspace; what is wrong with them goes to `problems`.
+    let mut add = |name: &'a str, manifest: Manifest, problems: &mut Vec<String>| {
+        if let Some(error) = declared_twice(&mut declared, &manifest, name) {
+            problems.push(error);
+            return;
+        }
+        match manifest {
+            Manifest::GpuWorkload(mut w) => {
+                w.metadata
+                    .namespace
+                    .get_or_insert_with(|| "default".to_string());
+                ws.workloads.push(*w);
+            }
+            Manifest::NetworkVolume(mut v) => {
+                v.metadata
+                    .namespace
+                    .get_or_insert_with(|| "default".to_string());
+                ws.volumes.push(*v);
+            }
+            Manifest::RunPodAccount(a) => ws.account = a.spec,
+            Manifest::Other(value) if value["kind"] == "Secret" => {
+                if let Err(e) = add_secret(&mut ws, &value) {
+                    problems.push(format!(
+                        "{name}: Secret {:?}: {e}",
+                        value["metadata"]["name"]
+                    ));
+                }
+            }
+            Manifest::Other(_) => {}
+        }
     };
-    ordered::in_order(
-        texts.iter().copied(),
-        threads,
-        |(name, text)| {
-            let file_threads = if threads == 1 && text.len() >= PARALLEL_BYTES {
+    // A file that cannot be read reports only why; one that can, what is wrong with its
+    // objects (declared twice, a Secret that cannot be read).
+    let mut settle = |read: Result<(), Vec<ManifestError>>, problems: Vec<String>| match read {
+        Err(found) => errors.extend(found.into_iter().map(|e| e.to_string())),
+        Ok(()) => errors.extend(problems),
+    };
+    if texts.len() > 1 && total >= PARALLEL_BYTES {
+        // Many files: each on one thread, the results taken in the files' order.
+        ordered::in_order(
+            texts.iter().copied(),
+            ordered::threads(),
+            |(name, text)| (name, parse_manifests_on(text, name, 1)),
+            |(name, read)| {
+                let mut problems = Vec::new();
+                let read = read.map(|manifests| {
+                    for manifest in manifests {
+                        add(name, manifest, &mut problems);
+                    }
+                });
+                settle(read, problems);
+                true
+            },
+        );
+    } else {
+        // One file at a time, a long one on every core; each object goes into the workspace as
+        // it is read, so 10,000 workloads are never held twice.
+        for (name, text) in texts {
+            let threads = if text.len() >= PARALLEL_BYTES {
                 ordered::threads()
             } else {
                 1
             };
-            (name, parse_manifests_on(text, name, file_threads))
-        },
-        |result| {
-            parsed.push(result);
-            true
-        },
-    );
-    for (name, result) in parsed {
-        match result {
-            Err(found) => errors.extend(found.into_iter().map(|e| e.to_string())),
-            Ok(manifests) => {
-                // Exact room: a Vec that doubles holds up to twice what 10,000 workloads need.
-                let workloads = manifests
-                    .iter()
-                    .filter(|m| matches!(m, Manifest::GpuWorkload(_)))
-                    .count();
-                ws.workloads.reserve_exact(workloads);
-                for manifest in manifests {
-                    if let Some(error) = declared_twice(&mut declared, &manifest, name) {
-                        errors.push(error);
-                        continue;
-                    }
-                    match manifest {
-                        Manifest::GpuWorkload(mut w) => {
-                            w.metadata
-                                .namespace
-                                .get_or_insert_with(|| "default".to_string());
-                            ws.workloads.push(*w);
-                        }
-                        Manifest::NetworkVolume(mut v) => {
-                            v.metadata
-                                .namespace
-                                .get_or_insert_with(|| "default".to_string());
-                            ws.volumes.push(*v);
-                        }
-                        Manifest::RunPodAccount(a) => ws.account = a.spec,
-                        Manifest::Other(value) if value["kind"] == "Secret" => {
-                            if let Err(e) = add_secret(&mut ws, &value) {
-                                errors.push(format!(
-                                    "{name}: Secret {:?}: {e}",
-                                    value["metadata"]["name"]
-                                ));
-                            }
-                        }
-                        Manifest::Other(_) => {}
-                    }
-                }
-            }
+            let mut problems = Vec::new();
+            let read = parse_manifests_into(text, name, threads, |manifest| {
+                add(name, manifest, &mut problems);
+            });
+            settle(read, problems);
         }
     }
     if errors.is_empty() {

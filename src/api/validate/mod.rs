@@ -223,6 +223,20 @@ pub fn parse_manifests_on(
     source_name: &str,
     threads: usize,
 ) -> Result<Vec<Manifest>, Vec<ManifestError>> {
+    let mut manifests = Vec::new();
+    parse_manifests_into(text, source_name, threads, |m| manifests.push(m))?;
+    Ok(manifests)
+}
+
+/// [`parse_manifests_on`], handing each object to `sink` as soon as it is read, in order (a
+/// caller that keeps the objects its own way never holds two copies of them). When the file
+/// has problems, the objects handed over are the valid ones before and among them.
+pub fn parse_manifests_into(
+    text: &str,
+    source_name: &str,
+    threads: usize,
+    mut sink: impl FnMut(Manifest),
+) -> Result<(), Vec<ManifestError>> {
     if text.len() > MAX_MANIFEST_BYTES {
         return Err(vec![ManifestError::TooLarge {
             source_name: source_name.to_string(),
@@ -232,7 +246,6 @@ pub fn parse_manifests_on(
     }
     // Editors on Windows save a byte-order mark; it is not part of the YAML.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut manifests = Vec::new();
     let mut errors = Vec::new();
     // One document at a time per thread: each is checked and dropped before the next is
     // read, so a file of 10,000 workloads never holds 10,000 untyped trees at once.
@@ -287,14 +300,14 @@ pub fn parse_manifests_on(
         }
         for object in objects {
             match object {
-                Ok(manifest) => manifests.push(manifest),
+                Ok(manifest) => sink(manifest),
                 Err(error) => errors.push(error),
             }
         }
         true
     });
     if errors.is_empty() {
-        Ok(manifests)
+        Ok(())
     } else {
         Err(errors)
     }
