@@ -213,10 +213,14 @@ impl SimProcess {
     }
 
     fn admin(&self, method: &str, path: &str, body: &str) -> String {
+        self.http("RUNPOD_API_URL", method, path, body)
+    }
+
+    /// A request to one of the simulator's hosts (`RUNPOD_API_URL` or
+    /// `RUNPOD_SERVERLESS_URL`), with the key; the body of the answer.
+    fn http(&self, host: &str, method: &str, path: &str, body: &str) -> String {
         use std::io::{Read, Write};
-        let api = self.env["RUNPOD_API_URL"]
-            .trim_start_matches("http://")
-            .to_string();
+        let api = self.env[host].trim_start_matches("http://").to_string();
         let mut stream = std::net::TcpStream::connect(&api).unwrap();
         write!(
             stream,
@@ -670,5 +674,155 @@ fn plan_and_audit_warn_when_runpods_lists_lack_names_and_apply_holds_its_writes(
     let state: serde_json::Value = serde_json::from_str(&state).unwrap();
     assert_eq!(state["pods"].as_array().unwrap().len(), 1, "{state}");
     assert_eq!(state["endpoints"].as_array().unwrap().len(), 0, "{state}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Issue 12 items 3 and 6: `advise` reads each endpoint's hourly billing. Two days of steady
+/// traffic (one worker busy 50 minutes of every hour) make a Pod the cheapest way; one job a
+/// few times a day stays flex. The cost it states for now is the simulator's own bill.
+#[test]
+fn advise_reads_the_bill_and_recommends_a_pod_for_steady_traffic_and_flex_for_bursts() {
+    let sim = SimProcess::start();
+    let dir = std::env::temp_dir().join(format!("runpod-operator-advise-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let endpoint = |name: &str| {
+        format!(
+            "apiVersion: runpod-operator.dev/v1alpha1\nkind: GpuWorkload\nmetadata: {{name: {name}, namespace: ml}}\n\
+             spec:\n  type: Serverless\n  image: img\n  gpu: {{types: [\"NVIDIA A100-SXM4-80GB\"]}}\n  \
+             serverless: {{maxWorkers: 3, idleTimeoutSeconds: 5}}\n  spendingCap: {{usdPerHour: \"9\"}}\n"
+        )
+    };
+    std::fs::write(
+        dir.join("endpoints.yaml"),
+        format!("{}---\n{}", endpoint("steady"), endpoint("bursty")),
+    )
+    .unwrap();
+    let d = dir.to_str().unwrap();
+    let applied = sim.run(&["apply", "--yes", "-f", d]);
+    assert_eq!(
+        code(&applied),
+        0,
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+
+    // The endpoints' ids, by name.
+    let raw = sim.http("RUNPOD_API_URL", "GET", "/v2/serverless", "");
+    let list: serde_json::Value =
+        serde_json::from_str(&raw).unwrap_or_else(|e| panic!("{e}: {raw:?}"));
+    let id_of = |part: &str| -> String {
+        list["endpoints"]
+            .as_array()
+            .unwrap_or_else(|| panic!("not a list: {list}"))
+            .iter()
+            .find(|e| e["name"].as_str().unwrap().contains(part))
+            .map(|e| e["id"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    let (steady, bursty) = (id_of("steady"), id_of("bursty"));
+    // 48 hours: every hour a 3,000 s job at the steady endpoint; every 6 hours a 60 s job at
+    // the bursty one.
+    for hour in 0..48 {
+        let job = |id: &str, seconds: u32| {
+            let reply = sim.http(
+                "RUNPOD_SERVERLESS_URL",
+                "POST",
+                &format!("/v2/{id}/run"),
+                &format!(r#"{{"input": {{"simulatedSeconds": {seconds}}}}}"#),
+            );
+            assert!(reply.contains("IN_QUEUE"), "{reply}");
+        };
+        job(&steady, 3000);
+        if hour % 6 == 0 {
+            job(&bursty, 60);
+        }
+        sim.admin("POST", "/_sim/clock", r#"{"advanceSeconds": 3600}"#);
+    }
+
+    let advised = sim.run(&["advise", "-f", d, "-o", "json"]);
+    assert_eq!(
+        code(&advised),
+        0,
+        "{}",
+        String::from_utf8_lossy(&advised.stderr)
+    );
+    let reports: serde_json::Value = serde_json::from_slice(&advised.stdout).unwrap();
+    let report = |name: &str| {
+        reports
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["workload"] == format!("ml/{name}"))
+            .unwrap_or_else(|| panic!("no report for {name}: {reports}"))
+            .clone()
+    };
+    let steady_report = report("steady");
+    let advice = &steady_report["advice"];
+    let busy: f64 = advice["busyHoursPerDay"].as_str().unwrap().parse().unwrap();
+    // 50 minutes of work, a 20 s cold start and a 5 s idle tail each hour: about 20.4 h a day.
+    assert!(
+        (19.5..=21.5).contains(&busy),
+        "{busy} busy hours a day: {advice}"
+    );
+    assert_eq!(advice["best"]["config"]["type"], "pod", "{advice}");
+    assert!(
+        advice["savingPerMonth"]
+            .as_str()
+            .unwrap()
+            .parse::<f64>()
+            .unwrap()
+            > 0.0
+    );
+
+    // What `advise` says it costs now is what the simulator billed, within 2%.
+    let bill: serde_json::Value = serde_json::from_str(&sim.http(
+        "RUNPOD_API_URL",
+        "GET",
+        &format!("/v2/billing/serverless?bucketSize=hour&serverlessId={steady}"),
+        "",
+    ))
+    .unwrap();
+    let billed = bill["metadata"]["totals"]["gpuAmount"].as_f64().unwrap();
+    let stated: f64 = advice["current"]["windowCost"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (stated - billed).abs() <= 0.02 * billed,
+        "advise says {stated}, the simulator billed {billed}"
+    );
+
+    let bursty_report = report("bursty");
+    let advice = &bursty_report["advice"];
+    assert_eq!(
+        advice["best"]["config"],
+        serde_json::json!({"type": "serverless", "active": 0}),
+        "{advice}"
+    );
+    assert_eq!(
+        advice["savingPerMonth"]
+            .as_str()
+            .unwrap()
+            .parse::<f64>()
+            .unwrap(),
+        0.0
+    );
+
+    // The table names both, with the picture.
+    let table = sim.run(&["advise", "-f", d]);
+    let text = String::from_utf8_lossy(&table.stdout);
+    if std::env::var_os("ADVISE_SHOW").is_some() {
+        eprintln!("{text}");
+    }
+    assert!(
+        text.contains("ml/steady") && text.contains("1 Pod"),
+        "{text}"
+    );
+    assert!(text.contains("keep as is"), "{text}");
+    assert!(
+        text.contains("mean busy workers by hour of the day"),
+        "{text}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }

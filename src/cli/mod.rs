@@ -1,6 +1,7 @@
 //! The command line: flags, sub-commands and their output. Each sub-command is a thin
 //! shell over the library: it gathers input, calls the engine, and prints.
 
+pub mod advise;
 mod breakeven;
 mod connect;
 mod cost;
@@ -72,6 +73,9 @@ pub enum Command {
     Audit(AuditArgs),
     /// Expected and worst-case cost of the manifests, with break-even advice.
     Cost(CostArgs),
+    /// How busy each Serverless workload was (its hourly billing over the last days), what it
+    /// cost, and what it would cost as flex, active + flex, or Pods, with the monthly saving.
+    Advise(advise::AdviseArgs),
     /// Print the CustomResourceDefinitions as YAML, or write one file each with --out-dir.
     Crd(CrdArgs),
     /// Compare a GPU run as a Pod, as flex and as active Serverless workers: cost per day,
@@ -149,6 +153,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Apply(args) => ops::run_apply(&args),
         Command::Audit(args) => ops::run_audit(&args),
         Command::Cost(args) => cost::run(&args),
+        Command::Advise(args) => advise::run(&args),
         Command::Crd(args) => crd::run(&args),
         Command::Breakeven(args) => breakeven::run(&args),
         Command::Sim(args) => sim::run(&args),

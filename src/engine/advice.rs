@@ -19,7 +19,7 @@
 //! scale-ups of the flex workers above `k` active ones are counted in proportion to the
 //! worker-seconds they serve (the histogram does not say which worker started).
 
-use rust_decimal::Decimal;
+use rust_decimal::{Decimal, prelude::ToPrimitive};
 use serde::Serialize;
 
 use super::{cost::SECONDS_PER_HOUR, prices::HOURS_PER_MONTH};
@@ -47,6 +47,34 @@ impl Concurrency {
             self.seconds.resize(level + 1, 0);
         }
         self.seconds[level] = self.seconds[level].saturating_add(seconds);
+    }
+
+    /// A histogram from hourly measurements: for each hour, the worker-seconds flex workers
+    /// ran (what RunPod's hourly billing says, divided by the rate), beside `active`
+    /// always-on workers. An hour whose flex workers averaged `m` busy workers counts as
+    /// `floor(m)` busy for part of the hour and one more for the rest, so the worker-seconds
+    /// are kept exactly; the active workers count as busy whenever flex ones run (RunPod sends
+    /// jobs to them first) and as busy all hour otherwise (the bill does not say how busy
+    /// they were: the measurement errs towards keeping them).
+    pub fn from_hours(active: u32, flex_worker_seconds: &[Decimal]) -> Self {
+        let hour = u64::from(SECONDS_PER_HOUR);
+        let mut usage = Self::default();
+        for seconds in flex_worker_seconds {
+            let seconds = (*seconds).max(Decimal::ZERO);
+            let mean = seconds / Decimal::from(hour);
+            let whole = mean.trunc();
+            let part = ((mean - whole) * Decimal::from(hour))
+                .round()
+                .to_u64()
+                .unwrap_or(0)
+                .min(hour);
+            let level = whole.to_u32().unwrap_or(u32::MAX).saturating_add(active);
+            usage.record(level, hour - part);
+            if part > 0 {
+                usage.record(level.saturating_add(1), part);
+            }
+        }
+        usage
     }
 
     /// The window's length.
@@ -457,6 +485,25 @@ mod tests {
             switch_to(&advice, margin),
             Some(Config::Serverless { active: 0 })
         );
+    }
+
+    #[test]
+    fn hourly_measurements_keep_the_worker_seconds() {
+        let hours = [
+            Decimal::ZERO,
+            Decimal::from(1800),
+            Decimal::from(3600),
+            Decimal::from(9000),
+        ];
+        let usage = Concurrency::from_hours(0, &hours);
+        assert_eq!(usage.window_seconds(), 4 * 3600);
+        assert_eq!(usage.worker_seconds_above(0), 1800 + 3600 + 9000);
+        // 9,000 s in an hour: two workers for half of it, three for the other half.
+        assert_eq!(usage.seconds, vec![3600 + 1800, 1800 + 3600, 1800, 1800]);
+        // Beside one active worker every level moves up by one.
+        let with_active = Concurrency::from_hours(1, &hours);
+        assert_eq!(with_active.seconds_at_least(1), 4 * 3600);
+        assert_eq!(with_active.worker_seconds_above(1), 1800 + 3600 + 9000);
     }
 
     #[test]

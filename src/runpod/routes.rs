@@ -281,6 +281,9 @@ impl Client {
         if let Some(v) = &query.bucket_size {
             params.push(("bucketSize", v.clone()));
         }
+        if let Some(n) = query.last_n {
+            params.push(("lastN", n.to_string()));
+        }
         let (path, route, id_param) = match kind {
             BillingKind::Pods => ("/v2/billing/pods", "/v2/billing/pods", "podId"),
             BillingKind::Serverless => (

@@ -54,10 +54,25 @@ pub struct Billing {
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BillingMetadata {
+    /// The window RunPod resolved (`lastN` is answered with it).
+    #[serde(default)]
+    pub query: Option<BillingWindow>,
     /// Records.
     pub record_count: u64,
     /// Sums, `totalAmount` first.
     pub totals: BillingTotals,
+}
+
+/// The window a billing answer covers, on RunPod's clock (RFC 3339).
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BillingWindow {
+    /// Start, inclusive.
+    #[serde(default)]
+    pub start_time: Option<String>,
+    /// End, exclusive.
+    #[serde(default)]
+    pub end_time: Option<String>,
 }
 
 /// Billing sums.
@@ -79,6 +94,8 @@ pub struct BillingQuery {
     pub bucket_size: Option<String>,
     /// One object only: its pod, endpoint or volume id.
     pub id: Option<String>,
+    /// The last N buckets, ending with the current one, on RunPod's clock.
+    pub last_n: Option<u32>,
 }
 
 /// The account, from GraphQL `myself`.

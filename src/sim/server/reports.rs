@@ -128,6 +128,27 @@ pub(super) fn billing(world: &World, key: &str, uri: &Uri, kind: Billed) -> Answ
     let start = query_param(uri, "startTime")
         .and_then(|t| parse_time(&t))
         .unwrap_or_else(|| end.saturating_sub(30 * 24 * MS_PER_HOUR));
+    // `lastN`: the last N buckets, ending with the current (in-progress) one.
+    let (start, end) = match query_param(uri, "lastN").map(|n| n.parse::<u64>()) {
+        None => (start, end),
+        Some(Ok(n)) if (1..=100_000).contains(&n) => {
+            let current = bucket_start(world.now / MS_PER_HOUR, &size);
+            let mut first = current;
+            for _ in 1..n {
+                if first == 0 {
+                    break;
+                }
+                first = bucket_start((first - 1) / MS_PER_HOUR, &size);
+            }
+            (first, bucket_end(current, &size))
+        }
+        Some(_) => {
+            let mut r = Refusal::new(422, "Request validation failed.");
+            r.errors
+                .push("lastN: must be a whole number from 1 to 100000".to_string());
+            return Answer::refusal(r);
+        }
+    };
     let (id_field, id_filter) = match kind {
         Billed::Pod => ("podId", query_param(uri, "podId")),
         Billed::Serverless => ("serverlessId", query_param(uri, "serverlessId")),
