@@ -13,7 +13,10 @@ use std::process::ExitCode;
 use clap::Args;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use k8s_openapi::jiff::Timestamp;
-use rust_decimal::{Decimal, prelude::FromPrimitive};
+use rust_decimal::{
+    Decimal,
+    prelude::{FromPrimitive, ToPrimitive},
+};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -253,7 +256,7 @@ pub fn report(
     let mut by_hour = [(0f64, 0u32); 24];
     for (i, seconds) in flex_seconds.iter().enumerate() {
         let hour_of_day = ((start.as_second() / 3600) as usize + first + i) % 24;
-        let busy = f64::from(active) + seconds.to_string().parse::<f64>().unwrap_or(0.0) / 3600.0;
+        let busy = f64::from(active) + seconds.to_f64().unwrap_or(0.0) / 3600.0;
         by_hour[hour_of_day].0 += busy;
         by_hour[hour_of_day].1 += 1;
     }
@@ -269,7 +272,7 @@ pub fn report(
             .collect(),
         active_pays_off_above: rates
             .active_per_second
-            .and_then(|a| (a / rates.flex_per_second).to_string().parse::<f64>().ok())
+            .and_then(|a| a.checked_div(rates.flex_per_second)?.to_f64())
             .map(|v| (v * 100.0).round() / 100.0),
     })
 }
