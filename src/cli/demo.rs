@@ -309,6 +309,57 @@ async fn demo() -> Result<ExitCode, CliError> {
     demo.apply().await?;
     demo.audit(&prices).await?;
 
+    step(
+        "6. Two busy days at the image-matting endpoint, then runpod-operator advise -f examples/",
+    );
+    // Every hour, two jobs of 50 minutes each: two workers busy most of the day.
+    for _ in 0..48 {
+        for _ in 0..2 {
+            demo.http
+                .post(&run_url)
+                .bearer_auth(&demo.sim.api_key)
+                .json(&json!({"input": {"simulatedSeconds": 3000}}))
+                .send()
+                .await
+                .map_err(|e| CliError::Usage(format!("the simulator did not answer: {e}")))?;
+        }
+        demo.advance(3600).await?;
+    }
+    let bill = demo
+        .inventory
+        .client()
+        .billing(
+            crate::runpod::BillingKind::Serverless,
+            &BillingQuery {
+                bucket_size: Some("hour".into()),
+                id: Some(matting.clone()),
+                last_n: Some(2 * 24 + 1),
+                ..BillingQuery::default()
+            },
+        )
+        .await
+        .map_err(CliError::RunPod)?;
+    let window = bill.metadata.query.as_ref().and_then(|q| {
+        let start: k8s_openapi::jiff::Timestamp = q.start_time.as_deref()?.parse().ok()?;
+        let end: k8s_openapi::jiff::Timestamp = q.end_time.as_deref()?.parse().ok()?;
+        Some((start, end))
+    });
+    let workload = demo
+        .ws
+        .workloads
+        .iter()
+        .find(|w| w.metadata.name.as_deref() == Some("image-matting"));
+    if let (Some((start, end)), Some(w)) = (window, workload) {
+        let key = format!(
+            "{}/image-matting",
+            w.metadata.namespace.as_deref().unwrap_or("default")
+        );
+        let report =
+            super::advise::report(w, key, matting.clone(), &bill.records, start, end, &prices)
+                .map_err(CliError::Usage)?;
+        print!("{}", super::advise::table(&[report]));
+    }
+
     println!("\nDemo finished in {}.", demo.elapsed());
     Ok(ExitCode::SUCCESS)
 }
