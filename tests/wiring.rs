@@ -32,6 +32,18 @@ async fn examples(h: &Harness) {
     }
 }
 
+/// A one-A100 pod workload in `ml`, capped at 3 USD/h.
+fn pod(name: &str) -> serde_json::Value {
+    json!({
+        "apiVersion": "runpod-operator.dev/v1alpha1", "kind": "GpuWorkload",
+        "metadata": {"name": name, "namespace": "ml"},
+        "spec": {"type": "Pod", "image": "img:1", "gpu": {"types": [A100]},
+                 "spendingCap": {"usdPerHour": "3"}}
+    })
+}
+
+const A100: &str = "NVIDIA A100-SXM4-80GB";
+
 async fn all_ready(h: &Harness) -> bool {
     let workloads = h.workloads().await;
     let done = !workloads.is_empty() && workloads.iter().all(ready);
@@ -273,14 +285,6 @@ async fn deleted_objects_leave_no_series_and_a_volume_goes_right_after_its_last_
 async fn lists_without_identity_hold_creates_and_the_account_says_so() {
     let h = Harness::new(20.0).await;
     h.account(1).await;
-    let pod = |name: &str| {
-        json!({
-            "apiVersion": "runpod-operator.dev/v1alpha1", "kind": "GpuWorkload",
-            "metadata": {"name": name, "namespace": "ml"},
-            "spec": {"type": "Pod", "image": "img:1", "gpu": {"types": ["NVIDIA A100-SXM4-80GB"]},
-                     "spendingCap": {"usdPerHour": "3"}}
-        })
-    };
     h.create(pod("first")).await;
     let a = h.start("a", Duration::from_secs(1));
     eventually(
@@ -373,7 +377,6 @@ async fn lists_without_identity_hold_creates_and_the_account_says_so() {
 /// stopped or deleted) and refuses a new create; a failed read keeps the prices and says so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_price_change_is_seen_within_one_refresh_and_stops_nothing() {
-    const A100: &str = "NVIDIA A100-SXM4-80GB";
     let h = Harness::new(20.0).await;
     h.secret(
         support::LEASE_NAMESPACE,
@@ -390,14 +393,6 @@ async fn a_price_change_is_seen_within_one_refresh_and_stops_nothing() {
                  "priceRefreshIntervalSeconds": 10}
     }))
     .await;
-    let pod = |name: &str| {
-        json!({
-            "apiVersion": "runpod-operator.dev/v1alpha1", "kind": "GpuWorkload",
-            "metadata": {"name": name, "namespace": "ml"},
-            "spec": {"type": "Pod", "image": "img:1", "gpu": {"types": [A100]},
-                     "spendingCap": {"usdPerHour": "3"}}
-        })
-    };
     h.create(pod("first")).await;
     let a = h.start("a", Duration::from_secs(1));
     eventually(

@@ -131,12 +131,7 @@ pub(super) fn run(args: &AdviseArgs) -> Result<ExitCode, CliError> {
                 .billing(BillingKind::Serverless, &query)
                 .await
                 .map_err(CliError::RunPod)?;
-            let window = bill.metadata.query.as_ref().and_then(|q| {
-                let start: Timestamp = q.start_time.as_deref()?.parse().ok()?;
-                let end: Timestamp = q.end_time.as_deref()?.parse().ok()?;
-                Some((start, end))
-            });
-            let advice = match window {
+            let advice = match bill.window() {
                 Some((start, end)) => report(
                     w,
                     key.clone(),

@@ -339,11 +339,7 @@ async fn demo() -> Result<ExitCode, CliError> {
         )
         .await
         .map_err(CliError::RunPod)?;
-    let window = bill.metadata.query.as_ref().and_then(|q| {
-        let start: k8s_openapi::jiff::Timestamp = q.start_time.as_deref()?.parse().ok()?;
-        let end: k8s_openapi::jiff::Timestamp = q.end_time.as_deref()?.parse().ok()?;
-        Some((start, end))
-    });
+    let window = bill.window();
     let workload = demo
         .ws
         .workloads

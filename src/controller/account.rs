@@ -36,6 +36,16 @@ pub fn error_policy(account: Arc<RunPodAccount>, error: &Error, ctx: Arc<Context
     Action::requeue(ctx.backoff_for(&account.name_any()))
 }
 
+/// Whether the account's status says the condition `kind` is True (an Event goes out only
+/// when it turns).
+fn holds(account: &RunPodAccount, kind: &str) -> bool {
+    account.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == kind && c.status == "True")
+    })
+}
+
 fn usd(value: f64) -> Option<Usd> {
     Decimal::from_f64(value).map(|d| Usd(d.max(Decimal::ZERO).round_dp(4)))
 }
@@ -122,22 +132,13 @@ async fn apply(account: &RunPodAccount, ctx: &Context) -> Result<Action, Error> 
         account.spec.price_refresh_interval_seconds.max(10),
     ));
     let (prices_status, prices_verdict) = runtime.prices.report(interval, Timestamp::now());
-    let stale_before = account.status.as_ref().is_some_and(|s| {
-        s.conditions
-            .iter()
-            .any(|c| c.type_ == CONDITION_PRICES_STALE && c.status == "True")
-    });
-    if prices_verdict.status && !stale_before {
+    if prices_verdict.status && !holds(account, CONDITION_PRICES_STALE) {
         ctx.event(account, true, "PricesStale", prices_verdict.message.clone())
             .await;
     }
     verdicts.push(prices_verdict);
     let gap = runtime.inventory.identity_gap();
-    let held_before = account.status.as_ref().is_some_and(|s| {
-        s.conditions
-            .iter()
-            .any(|c| c.type_ == CONDITION_CREATES_HELD && c.status == "True")
-    });
+    let held_before = holds(account, CONDITION_CREATES_HELD);
     match &gap {
         Some(problem) => {
             verdicts.push(Verdict::yes(

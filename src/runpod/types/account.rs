@@ -50,6 +50,17 @@ pub struct Billing {
     pub metadata: BillingMetadata,
 }
 
+impl Billing {
+    /// The window RunPod says the answer covers, on its clock: `(start, end)`, when both
+    /// times are there and readable.
+    pub fn window(&self) -> Option<(jiff::Timestamp, jiff::Timestamp)> {
+        let query = self.metadata.query.as_ref()?;
+        let start = query.start_time.as_deref()?.parse().ok()?;
+        let end = query.end_time.as_deref()?.parse().ok()?;
+        Some((start, end))
+    }
+}
+
 /// Billing totals.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
