@@ -570,7 +570,7 @@ fn demo_walks_through_the_product() {
         "spec.serverless.maxWorkers",
         "No drift: RunPod matches every declared object.",
         // The advice after two busy days: two Pods instead of flex workers, with the saving.
-        "│ vision/image-matting ┆ 48 h     ┆ 24         ┆ 2/2/2                    ┆ 3294.14     ┆ 2 Pods      ┆ 2721.60 ┆ 572.54",
+        "│ vision/image-matting ┆ 48 h     ┆ 24         ┆ 2/2/2                    ┆ 3278.94     ┆ 2 Pods      ┆ 2721.60 ┆ 557.34",
         "Demo finished in",
     ] {
         assert!(out.contains(expected), "{expected:?} missing from:\n{out}");

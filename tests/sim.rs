@@ -1709,6 +1709,76 @@ async fn the_seed_burst_cold_starts_flex_workers_and_bills_start_to_stop() {
     h.assert_conformant();
 }
 
+/// Issue 12 item 7: a traffic pattern plays on the virtual clock in one request, and
+/// `/health` and the bill follow the jobs played.
+#[tokio::test]
+async fn a_traffic_pattern_plays_a_day_in_one_request_and_the_bill_follows_it() {
+    let h = Harness::start().await;
+    h.admin("serverless", json!({"coldStartSeconds": 20})).await;
+    let endpoint = id(&h
+        .create_endpoint(json!({"workers": {"max": 3, "idleTimeout": 5}, "disk": 1,
+                                "scaling": {"type": "QUEUE_DELAY", "queueDelay": 4}}))
+        .await
+        .body);
+    // One 600 s job an hour, none at noon (UTC).
+    let mut pattern = vec![1; 24];
+    pattern[12] = 0;
+    let played = h
+        .admin(
+            "traffic",
+            json!({"endpointId": endpoint, "hours": 24, "jobsPerHour": pattern, "jobSeconds": 600}),
+        )
+        .await;
+    assert_eq!(played.status, StatusCode::OK, "{}", played.body);
+    assert_eq!(played.body["jobs"], 23);
+    let at_end = health(&h, &endpoint).await;
+    assert_eq!(at_end["jobs"]["completed"], 23, "{at_end}");
+    assert_eq!(at_end["workers"]["running"], 0, "{at_end}");
+    // Each job waits the 4 s queue delay; its worker is billed 20 s cold start + 600 s + 5 s
+    // idle = 625 s at the A100's 0.00076 USD/s, with its 1 GB of container disk.
+    let bill = h.get("/v2/billing/serverless?bucketSize=hour").await.body;
+    let gpu = bill["metadata"]["totals"]["gpuAmount"].as_f64().unwrap();
+    let expected = 23.0 * 625.0 * (0.00076 + 0.10 / 720.0 / 3600.0);
+    assert!(
+        (gpu - expected).abs() < 1e-6,
+        "billed {gpu}, expected {expected}"
+    );
+    // 23 hourly buckets billed, noon's empty.
+    assert_eq!(bill["records"].as_array().unwrap().len(), 23, "{bill}");
+
+    // Bad patterns are refused with the field.
+    for (body, field) in [
+        (
+            json!({"endpointId": endpoint, "hours": 0, "jobsPerHour": 1, "jobSeconds": 1}),
+            "hours",
+        ),
+        (
+            json!({"endpointId": endpoint, "hours": 1, "jobsPerHour": [1, 2], "jobSeconds": 1}),
+            "jobsPerHour",
+        ),
+        (
+            json!({"endpointId": endpoint, "hours": 1, "jobsPerHour": 99999, "jobSeconds": 1}),
+            "jobsPerHour",
+        ),
+        (
+            json!({"endpointId": endpoint, "hours": 1, "jobsPerHour": 1, "jobSeconds": -1}),
+            "jobSeconds",
+        ),
+    ] {
+        let reply = h.admin("traffic", body).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+        assert!(reply.body.to_string().contains(field), "{}", reply.body);
+    }
+    let reply = h
+        .admin(
+            "traffic",
+            json!({"endpointId": "nope", "hours": 1, "jobsPerHour": 1, "jobSeconds": 1}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    h.assert_conformant();
+}
+
 #[tokio::test]
 async fn request_count_scaling_wants_one_worker_per_n_jobs() {
     let h = Harness::start().await;

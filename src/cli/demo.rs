@@ -312,19 +312,14 @@ async fn demo() -> Result<ExitCode, CliError> {
     step(
         "6. Two busy days at the image-matting endpoint, then runpod-operator advise -f examples/",
     );
-    // Every hour, two jobs of 50 minutes each: two workers busy most of the day.
-    for _ in 0..48 {
-        for _ in 0..2 {
-            demo.http
-                .post(&run_url)
-                .bearer_auth(&demo.sim.api_key)
-                .json(&json!({"input": {"simulatedSeconds": 3000}}))
-                .send()
-                .await
-                .map_err(|e| CliError::Usage(format!("the simulator did not answer: {e}")))?;
-        }
-        demo.advance(3600).await?;
-    }
+    // Every hour, two jobs of 50 minutes each (`POST /_sim/traffic` plays them on the
+    // virtual clock in one request).
+    demo.admin(
+        reqwest::Method::POST,
+        "/_sim/traffic",
+        json!({"endpointId": matting, "hours": 48, "jobsPerHour": 2, "jobSeconds": 3000}),
+    )
+    .await?;
     let bill = demo
         .inventory
         .client()

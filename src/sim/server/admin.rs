@@ -101,6 +101,7 @@ pub(super) fn admin(
             let now = sim.world().now;
             Answer::json(200, json!({"now": timestamp(now)}))
         }
+        ("POST", "traffic") => play_traffic(sim, &key, &body),
         ("POST", "capacity") => {
             let (Some(gpu), Some(dc), Some(free)) = (
                 body["gpuType"].as_str(),
@@ -169,6 +170,97 @@ pub(super) fn admin(
         ("GET", "violations") => Answer::json(200, json!(sim.violations())),
         _ => Answer::problem(404, "no such admin route"),
     }
+}
+
+/// The most hours one `POST /_sim/traffic` plays: a month.
+const MAX_TRAFFIC_HOURS: u64 = 31 * 24;
+/// The most jobs one hour of a traffic pattern may hold.
+const MAX_JOBS_PER_HOUR: u64 = 3_600;
+
+/// `POST /_sim/traffic`: plays a traffic pattern at an endpoint on the virtual clock, from
+/// now: `{"endpointId", "hours", "jobsPerHour", "jobSeconds"}`, where `jobsPerHour` is one
+/// number or 24 (by hour of the day, UTC) and the jobs of an hour arrive evenly spread. The
+/// clock ends `hours` later, with every job submitted at its instant as `POST /v2/{id}/run`
+/// would, so a week of traffic passes in one request and `/health` and billing follow it.
+fn play_traffic(sim: &Sim, key: &str, body: &Value) -> Answer {
+    let Some(endpoint) = body["endpointId"].as_str() else {
+        return Answer::problem(400, "endpointId is required");
+    };
+    let Some(hours) = body["hours"]
+        .as_u64()
+        .filter(|h| (1..=MAX_TRAFFIC_HOURS).contains(h))
+    else {
+        return Answer::problem(400, format!("hours must be 1 to {MAX_TRAFFIC_HOURS}"));
+    };
+    let count = |v: &Value| v.as_u64().filter(|n| *n <= MAX_JOBS_PER_HOUR);
+    let per_hour: Vec<u64> = match &body["jobsPerHour"] {
+        Value::Array(by_hour) if by_hour.len() == 24 => {
+            match by_hour.iter().map(count).collect::<Option<Vec<_>>>() {
+                Some(counts) => counts,
+                None => {
+                    return Answer::problem(
+                        400,
+                        format!("jobsPerHour: each hour must be 0 to {MAX_JOBS_PER_HOUR} jobs"),
+                    );
+                }
+            }
+        }
+        v => match count(v) {
+            Some(n) => vec![n; 24],
+            None => {
+                return Answer::problem(
+                    400,
+                    format!(
+                        "jobsPerHour must be 0 to {MAX_JOBS_PER_HOUR} jobs, or a list of 24 (by hour of the day)"
+                    ),
+                );
+            }
+        },
+    };
+    let Some(job_seconds) = body["jobSeconds"]
+        .as_f64()
+        .filter(|s| *s > 0.0 && *s <= 86_400.0)
+    else {
+        return Answer::problem(400, "jobSeconds must be more than 0 and at most 86400");
+    };
+    let start = sim.world().now;
+    if sim
+        .world()
+        .account(key)
+        .is_none_or(|a| !a.endpoints.contains_key(endpoint))
+    {
+        return Answer::problem(404, "endpoint not found");
+    }
+    // Moves the clock to `at` (it may have run on by itself meanwhile).
+    let move_to = |at: u64| {
+        let mut clock = lock(&sim.clock);
+        let now = clock.now();
+        let speed = clock.speed;
+        clock.rebase(speed, at.saturating_sub(now));
+    };
+    let mut jobs = 0u64;
+    for hour in 0..hours {
+        let at = start + hour * crate::sim::clock::MS_PER_HOUR;
+        let hour_of_day = ((crate::sim::clock::EPOCH_UNIX_SECONDS as u64 * 1000 + at)
+            / crate::sim::clock::MS_PER_HOUR
+            % 24) as usize;
+        let n = per_hour[hour_of_day];
+        for j in 0..n {
+            move_to(at + j * crate::sim::clock::MS_PER_HOUR / n);
+            let mut world = sim.world();
+            if let Err(refusal) = world.submit_job(
+                key,
+                endpoint,
+                json!({"simulatedSeconds": job_seconds, "traffic": jobs}),
+            ) {
+                return Answer::refusal(refusal);
+            }
+            jobs += 1;
+        }
+    }
+    move_to(start + hours * crate::sim::clock::MS_PER_HOUR);
+    let now = sim.world().now;
+    Answer::json(200, json!({"jobs": jobs, "now": timestamp(now)}))
 }
 
 /// `POST /_sim/prices`: changes the simulator's own catalogue while it runs. A GPU:
