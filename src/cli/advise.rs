@@ -93,6 +93,9 @@ pub(super) fn run(args: &AdviseArgs) -> Result<ExitCode, CliError> {
         let conn = super::connect::connect(&args.common.runpod, &ws.account).await?;
         let prices = conn.prices().await;
         conn.inventory.refresh().await.map_err(CliError::RunPod)?;
+        // Lists without ids or names: an endpoint may not be found, and is then reported as
+        // not there yet; say why on stderr.
+        super::ops::warn_identity_gap(&conn.inventory);
         let items = plan_workspace(&ws, &conn.inventory.snapshot(), &prices, Timestamp::now());
         let mut reports = Vec::new();
         for w in &ws.workloads {

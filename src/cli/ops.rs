@@ -291,7 +291,7 @@ pub(super) fn run_plan(args: &PlanArgs) -> Result<ExitCode, CliError> {
 
 /// RunPod's lists lack ids or names: what is shown is planned on them, and `apply` would hold
 /// every write but the money-saving ones. Said on stderr, so `-o json` stays clean.
-fn warn_identity_gap(inventory: &Inventory) {
+pub(super) fn warn_identity_gap(inventory: &Inventory) {
     if let Some(gap) = inventory.identity_gap() {
         eprintln!("warning: {gap}");
     }
