@@ -600,7 +600,10 @@ async fn cli(n: usize, table: &mut Table, dir: &Path) {
         std::future::pending::<()>().await;
     }
 
-    for command in ["plan", "apply"] {
+    // The CLI keeps RunPod's price catalogue between commands for the account's refresh
+    // interval: the first command of the hour reads it (not counted), steady ones do not.
+    let cache = folder.join("price-cache");
+    for (command, first) in [("plan", true), ("plan", false), ("apply", false)] {
         let (gets, writes) = (handle.sim.calls("GET", "/v2/"), runpod_writes(&handle));
         let catalogues = handle.sim.calls("GET", "/v2/catalog/");
         let graphql = handle.sim.calls("POST", "/graphql");
@@ -615,6 +618,7 @@ async fn cli(n: usize, table: &mut Table, dir: &Path) {
             .env("RUNPOD_GRAPHQL_URL", &handle.graphql_url)
             .env("RUNPOD_SERVERLESS_URL", &handle.serverless_url)
             .env("RUNPOD_API_KEY", &handle.api_key)
+            .env("RUNPOD_OPERATOR_CACHE_DIR", &cache)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -634,12 +638,20 @@ async fn cli(n: usize, table: &mut Table, dir: &Path) {
         };
         let code = status.code().unwrap_or(-1);
         let wall = started.elapsed();
-        // The price catalogue is read once per command, apart from the account refresh.
+        // The catalogue counted apart from the lists.
         let catalogue = handle.sim.calls("GET", "/v2/catalog/");
         let lists = handle.sim.calls("GET", "/v2/") - gets - (catalogue - catalogues);
         let account_reads = handle.sim.calls("POST", "/graphql") - graphql;
         let written = runpod_writes(&handle) - writes;
         assert_eq!(code, 0, "`{command}` over a converged account exits 0");
+        if first {
+            assert_eq!(
+                catalogue - catalogues,
+                1,
+                "the first command reads the catalogue"
+            );
+            continue;
+        }
         table.put(
             &format!("CLI steady `{command}`: wall, max RSS"),
             if command == "plan" {
@@ -656,19 +668,19 @@ async fn cli(n: usize, table: &mut Table, dir: &Path) {
         );
         table.put(
             &format!(
-                "CLI steady `{command}`: RunPod requests (lists + account reads, writes; + price catalogue)"
+                "CLI steady `{command}`: RunPod requests (lists + account reads, writes; price catalogue)"
             ),
-            "3 + 1, 0; + 1",
+            "3 + 1, 0; 0",
             n,
             format!(
-                "{lists} + {account_reads}, {written}; + {}",
+                "{lists} + {account_reads}, {written}; {}",
                 catalogue - catalogues
             ),
         );
         assert_eq!(
             (lists, account_reads, written, catalogue - catalogues),
-            (3, 1, 0, 1),
-            "a steady `{command}` reads three lists, the account and the price catalogue once, and writes nothing"
+            (3, 1, 0, 0),
+            "a steady `{command}` reads three lists and the account, and writes nothing"
         );
     }
 }

@@ -171,6 +171,8 @@ fn sim_prints_its_environment_and_answers_http() {
 struct SimProcess {
     child: std::process::Child,
     env: std::collections::HashMap<String, String>,
+    /// The CLI's cache of RunPod's prices, this simulator's own.
+    cache: std::path::PathBuf,
 }
 
 impl SimProcess {
@@ -198,13 +200,19 @@ impl SimProcess {
             let (name, value) = line.trim_start_matches("export ").split_once('=').unwrap();
             env.insert(name.to_string(), value.to_string());
         }
-        Self { child, env }
+        let cache = std::env::temp_dir().join(format!(
+            "runpod-operator-cache-{}-{}",
+            std::process::id(),
+            child.id()
+        ));
+        Self { child, env, cache }
     }
 
     fn run(&self, args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_runpod-operator"))
             .args(args)
             .envs(&self.env)
+            .env("RUNPOD_OPERATOR_CACHE_DIR", &self.cache)
             // The simulator allows 600 a minute; the examples' account budgets 60.
             .env("RUNPOD_REQUESTS_PER_MINUTE", "600")
             .stdin(std::process::Stdio::null())
@@ -243,6 +251,7 @@ impl Drop for SimProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.cache);
     }
 }
 
@@ -469,13 +478,30 @@ fn plan_prices_with_runpods_catalogue_so_a_price_change_moves_the_figures() {
         ),
         ""
     );
+    // The catalogue read a moment ago is kept for the account's priceRefreshIntervalSeconds
+    // (an hour), as the controller keeps it: still refused at the old price.
+    let kept = sim.run(&["plan", "-f", dir, "-o", "json"]);
+    assert_eq!(code(&kept), 1);
+    assert!(worst(&kept).starts_with("63.9"), "{}", worst(&kept));
+    // --refresh-prices reads RunPod now, and what it read is kept for the next command.
+    for args in [
+        &["plan", "-f", dir, "-o", "json", "--refresh-prices"][..],
+        &["plan", "-f", dir, "-o", "json"][..],
+    ] {
+        let after = sim.run(args);
+        assert_eq!(
+            code(&after),
+            2,
+            "{}",
+            String::from_utf8_lossy(&after.stdout)
+        );
+        assert!(worst(&after).starts_with("8.00"), "{}", worst(&after));
+    }
+    // A damaged cache file is read from RunPod again, not trusted.
+    for entry in std::fs::read_dir(&sim.cache).unwrap() {
+        std::fs::write(entry.unwrap().path(), "{\"apiUrl\": 1").unwrap();
+    }
     let after = sim.run(&["plan", "-f", dir, "-o", "json"]);
-    assert_eq!(
-        code(&after),
-        2,
-        "{}",
-        String::from_utf8_lossy(&after.stdout)
-    );
     assert!(worst(&after).starts_with("8.00"), "{}", worst(&after));
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -100,8 +100,9 @@ pub struct RunPodAccountSpec {
 
     /// Seconds between reads of RunPod's price catalogue (`GET /v2/catalog/gpus`); the money
     /// rules of the account's workloads use what it says. Until the first read succeeds, and
-    /// for a GPU type the catalogue leaves out, the operator's built-in snapshot. Default 3600,
-    /// between 10 and 86400.
+    /// for a GPU type the catalogue leaves out, the operator's built-in snapshot. The CLI keeps
+    /// the catalogue it read for as long between commands (`--refresh-prices` reads it now).
+    /// Default 3600, between 10 and 86400.
     #[serde(default = "price_refresh")]
     #[x_kube(validation = Rule::new("self >= 10 && self <= 86400").message("spec.priceRefreshIntervalSeconds must be between 10 and 86400"))]
     pub price_refresh_interval_seconds: u32,

@@ -1,12 +1,12 @@
 //! Where RunPod is: flags and environment (the names `runpod-operator sim` prints), or an
 //! embedded simulator with `--sim`.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use clap::Args;
 use secrecy::SecretString;
 
-use super::CliError;
+use super::{CliError, price_cache::PriceCache};
 use crate::{
     api::{DEFAULT_API_URL, DEFAULT_GRAPHQL_URL, DEFAULT_SERVERLESS_URL, RunPodAccountSpec},
     engine::prices::PriceCatalogue,
@@ -38,6 +38,10 @@ pub struct RunPodArgs {
     /// simulator.
     #[arg(long, env = "RUNPOD_REQUESTS_PER_MINUTE")]
     pub requests_per_minute: Option<u32>,
+    /// Read RunPod's price catalogue now, even when the copy kept from an earlier command
+    /// (for the RunPodAccount's `priceRefreshIntervalSeconds`) is still fresh.
+    #[arg(long)]
+    pub refresh_prices: bool,
 }
 
 /// A connection: the inventory (and the embedded simulator, kept alive while it is used).
@@ -46,6 +50,13 @@ pub struct Connection {
     pub inventory: Inventory,
     /// The embedded simulator with `--sim`, held so it lives as long as the connection.
     pub _sim: Option<SimHandle>,
+    /// Where the catalogue is kept between commands, and for which API URL (none with `--sim`:
+    /// each embedded simulator is new).
+    prices_kept: Option<(PriceCache, String)>,
+    /// How long a kept catalogue is used.
+    price_max_age: Duration,
+    /// `--refresh-prices`.
+    refresh_prices: bool,
 }
 
 impl Connection {
@@ -61,16 +72,52 @@ impl Connection {
         }
     }
 
-    /// The prices to plan with: RunPod's catalogue over the built-in snapshot, read once per
-    /// command. When the catalogue cannot be read, the snapshot, with a warning on stderr.
+    /// The prices to plan with: RunPod's catalogue over the built-in snapshot. The catalogue
+    /// is read at most once per `priceRefreshIntervalSeconds` across commands (see
+    /// [`super::price_cache`]). When it cannot be read, the last one kept, else the snapshot,
+    /// with a warning on stderr.
     pub async fn prices(&self) -> PriceCatalogue {
-        match crate::reconcile::live_prices(self.inventory.client()).await {
-            Ok((prices, _)) => prices,
+        let now = SystemTime::now();
+        if !self.refresh_prices
+            && let Some((cache, url)) = &self.prices_kept
+            && let Some(kept) = cache.fresh(url, now, self.price_max_age)
+        {
+            let mut prices = PriceCatalogue::builtin();
+            prices.apply_live(kept.gpus);
+            return prices;
+        }
+        match self.inventory.client().catalog_gpus().await {
+            Ok(gpus) => {
+                let live = crate::reconcile::priced(&gpus);
+                if let Some((cache, url)) = &self.prices_kept
+                    && let Err(e) = cache.write(url, &live, now)
+                {
+                    tracing::debug!(path = %cache.path().display(), error = %e, "the price catalogue could not be kept");
+                }
+                let mut prices = PriceCatalogue::builtin();
+                prices.apply_live(live);
+                prices
+            }
             Err(e) => {
-                eprintln!(
-                    "warning: RunPod's price catalogue could not be read ({e}); using the built-in price snapshot"
-                );
-                PriceCatalogue::builtin()
+                let mut prices = PriceCatalogue::builtin();
+                match self
+                    .prices_kept
+                    .as_ref()
+                    .and_then(|(c, url)| c.read(url, now))
+                {
+                    Some(kept) => {
+                        let age = now.duration_since(kept.fetched_at).unwrap_or_default();
+                        eprintln!(
+                            "warning: RunPod's price catalogue could not be read ({e}); using the copy read {} minutes ago",
+                            age.as_secs() / 60
+                        );
+                        prices.apply_live(kept.gpus);
+                    }
+                    None => eprintln!(
+                        "warning: RunPod's price catalogue could not be read ({e}); using the built-in price snapshot"
+                    ),
+                }
+                prices
             }
         }
     }
@@ -125,6 +172,9 @@ pub async fn connect(
         return Ok(Connection {
             inventory: Inventory::new(client, Duration::ZERO),
             _sim: Some(handle),
+            prices_kept: None,
+            price_max_age: Duration::ZERO,
+            refresh_prices: true,
         });
     }
     let key = args.api_key.clone().filter(|k| !k.is_empty()).ok_or_else(|| {
@@ -133,6 +183,12 @@ pub async fn connect(
                 .to_string(),
         )
     })?;
+    let prices_kept = super::price_cache::default_dir().map(|dir| {
+        (
+            PriceCache::new(&dir, &args.api_url, &key),
+            args.api_url.clone(),
+        )
+    });
     let client = client(
         &args.api_url,
         &args.graphql_url,
@@ -143,5 +199,8 @@ pub async fn connect(
     Ok(Connection {
         inventory: Inventory::new(client, Duration::ZERO),
         _sim: None,
+        prices_kept,
+        price_max_age: Duration::from_secs(account.price_refresh_interval_seconds.into()),
+        refresh_prices: args.refresh_prices,
     })
 }

@@ -8,6 +8,7 @@ mod cost;
 mod crd;
 mod demo;
 mod ops;
+pub mod price_cache;
 mod run;
 mod sim;
 mod workspace;

@@ -37,19 +37,25 @@ pub async fn live_prices(
     client: &crate::runpod::Client,
 ) -> Result<(PriceCatalogue, usize), crate::runpod::Error> {
     let gpus = client.catalog_gpus().await?;
-    let priced: Vec<_> = gpus
-        .iter()
+    let priced = priced(&gpus);
+    let count = priced.len();
+    let mut prices = PriceCatalogue::builtin();
+    prices.apply_live(priced);
+    Ok((prices, count))
+}
+
+/// The entries of RunPod's catalogue that price something.
+pub fn priced(
+    gpus: &[crate::runpod::types::CatalogGpu],
+) -> Vec<crate::engine::prices::LiveGpuPrice> {
+    gpus.iter()
         .map(crate::engine::prices::LiveGpuPrice::from_catalog)
         .filter(|p| {
             p.secure_per_hour.is_some()
                 || p.community_per_hour.is_some()
                 || p.serverless_per_hour.is_some()
         })
-        .collect();
-    let count = priced.len();
-    let mut prices = PriceCatalogue::builtin();
-    prices.apply_live(priced);
-    Ok((prices, count))
+        .collect()
 }
 
 /// Everything declared for one account: the objects and the Secrets they read.
