@@ -449,6 +449,21 @@ fn flex_workers_have_no_active_workers_and_active_has_some() {
         "spec.serverless",
         json!({"workerClass": "Active", "activeWorkers": 1, "maxWorkers": 3}),
     ));
+    // Auto: the operator chooses the active workers; a count in the spec is refused.
+    rejected(
+        &with(
+            doc(ENDPOINT),
+            "spec.serverless",
+            json!({"workerClass": "Auto", "activeWorkers": 1, "maxWorkers": 3}),
+        ),
+        "spec.serverless",
+        "with workerClass Auto the operator chooses the active workers",
+    );
+    accepted(&with(
+        doc(ENDPOINT),
+        "spec.serverless",
+        json!({"workerClass": "Auto", "maxWorkers": 3}),
+    ));
 }
 
 #[test]

@@ -1207,3 +1207,35 @@ fn the_worker_quota_refuses_a_create_or_raise_past_it_with_the_figures() {
             .any(|a| matches!(a, Action::UpdateEndpoint { .. }))
     );
 }
+
+#[test]
+fn worker_class_auto_runs_the_measured_active_workers_within_max_workers() {
+    let w = World::new();
+    let auto = with(
+        ENDPOINT,
+        "serverless: {workerClass: Auto, maxWorkers: 3, idleTimeoutSeconds: 5}",
+    );
+    let min = |measured: Option<u32>| {
+        let refs = References {
+            auto_active: measured,
+            ..References::default()
+        };
+        match desired(&w.owner, &auto, &refs, &w.prices).unwrap() {
+            Desired::Endpoint(e) => e.workers_min,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(min(None), 0, "flex only until measured");
+    assert_eq!(min(Some(2)), 2);
+    assert_eq!(min(Some(9)), 3, "never past maxWorkers");
+    // Flex and Active ignore the measurement: the spec says.
+    let flex = with(ENDPOINT, "serverless: {maxWorkers: 3}");
+    let refs = References {
+        auto_active: Some(2),
+        ..References::default()
+    };
+    match desired(&w.owner, &flex, &refs, &w.prices).unwrap() {
+        Desired::Endpoint(e) => assert_eq!(e.workers_min, 0),
+        other => panic!("{other:?}"),
+    }
+}

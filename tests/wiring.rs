@@ -535,3 +535,109 @@ async fn a_price_change_is_seen_within_one_refresh_and_stops_nothing() {
     assert_eq!(h.creates(), creates);
     a.stop().await.unwrap();
 }
+
+/// Issue 12: the controller measures an endpoint's use from RunPod's hourly billing, says
+/// what is cheapest in the status (`utilisation`, `recommendation`, `CostAdvice`), and with
+/// `workerClass: Auto` runs that many active workers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn measured_steady_traffic_is_advised_and_auto_sets_the_active_workers() {
+    let h = Harness::new(20.0).await;
+    h.account(1).await;
+    h.create(json!({
+        "apiVersion": "runpod-operator.dev/v1alpha1", "kind": "GpuWorkload",
+        "metadata": {"name": "steady", "namespace": "ml"},
+        "spec": {"type": "Serverless", "image": "img:1", "gpu": {"types": [A100]},
+                 "serverless": {"workerClass": "Auto", "maxWorkers": 4},
+                 "spendingCap": {"usdPerHour": "20"}}
+    }))
+    .await;
+    let _a = h.start("a", Duration::from_secs(1));
+    eventually(Duration::from_secs(30), "the endpoint is Ready", || {
+        all_ready(&h)
+    })
+    .await;
+    let workloads: Api<GpuWorkload> = Api::namespaced(h.client.clone(), "ml");
+    let id = workloads
+        .get("steady")
+        .await
+        .unwrap()
+        .status
+        .and_then(|s| s.runpod_id)
+        .unwrap();
+    let key = h.sim.api_key.clone();
+    let active = |id: String| {
+        let key = key.clone();
+        h.sim.sim.with_world(move |w| {
+            w.account(&key)
+                .and_then(|a| a.endpoints.get(&id).map(|e| e.workers.min))
+        })
+    };
+    assert_eq!(active(id.clone()), Some(0), "flex only until measured");
+    // Two days of two workers busy around the clock: 60 jobs an hour of 120 s each.
+    h.sim_admin(
+        "traffic",
+        json!({"endpointId": id, "hours": 48, "jobsPerHour": 60, "jobSeconds": 120}),
+    )
+    .await;
+    eventually(
+        Duration::from_secs(60),
+        "the status carries the measured use and the advice",
+        || async {
+            workloads.get("steady").await.ok().is_some_and(|w| {
+                w.status.is_some_and(|s| {
+                    s.utilisation.as_ref().is_some_and(|u| {
+                        u.window_hours.parse::<f64>().unwrap_or(0.0) >= 40.0
+                            && u.busy_workers_p50 >= 2
+                    }) && s.recommendation.is_some()
+                        && s.conditions.iter().any(|c| c.type_ == "CostAdvice")
+                })
+            })
+        },
+    )
+    .await;
+    // Two or more workers busy all the time (the simulator bills cold starts and idle tails
+    // too) pay off as active: 79% of the time is the line.
+    eventually(
+        Duration::from_secs(30),
+        "Auto runs the measured busy workers as active ones",
+        || async { active(id.clone()).is_some_and(|k| k >= 2) },
+    )
+    .await;
+    let k = active(id.clone()).unwrap();
+    assert!(k <= 4, "within maxWorkers: {k}");
+    // Running them, that is the cheapest: the advice says so, and Ready stays.
+    let w = eventually_status(&workloads, "steady", |s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == "CostAdvice" && c.status == "False")
+    })
+    .await;
+    let status = w.status.clone().unwrap();
+    assert_eq!(
+        status.recommendation.unwrap().configuration,
+        format!("Serverless, {k} active + flex workers")
+    );
+    assert!(ready(&w));
+    assert_eq!(h.creates(), 1, "one endpoint, changed in place");
+}
+
+/// The workload once its status satisfies `check`, within 30 s.
+async fn eventually_status(
+    workloads: &Api<GpuWorkload>,
+    name: &str,
+    check: impl Fn(&runpod_operator::api::GpuWorkloadStatus) -> bool,
+) -> GpuWorkload {
+    let started = Instant::now();
+    loop {
+        if let Ok(w) = workloads.get(name).await
+            && w.status.as_ref().is_some_and(&check)
+        {
+            return w;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{name}: the status never got there"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -26,6 +26,9 @@ pub const CONDITION_CREATES_HELD: &str = "CreatesHeld";
 /// older than two refresh intervals; the money rules use the last prices read (or the built-in
 /// snapshot).
 pub const CONDITION_PRICES_STALE: &str = "PricesStale";
+/// GpuWorkload, informational: True when measured use says another configuration is cheaper
+/// (the message has the configuration and the monthly saving); never blocks `Ready`.
+pub const CONDITION_COST_ADVICE: &str = "CostAdvice";
 
 /// The CEL rule and message every amount of money in a spec is held to.
 const USD_RULE: &str = "self.matches('^[0-9]{1,7}([.][0-9]{1,6})?$')";

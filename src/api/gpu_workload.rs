@@ -331,12 +331,16 @@ pub struct NetworkVolumeMount {
         .message("Flex workers scale to zero, so spec.serverless.activeWorkers must be 0: set workerClass to Active for always-on workers"),
     validation = Rule::new("self.workerClass != 'Active' || self.activeWorkers >= 1")
         .message("workerClass Active needs spec.serverless.activeWorkers of at least 1: set it, or use workerClass Flex"),
+    validation = Rule::new("self.workerClass != 'Auto' || self.activeWorkers == 0")
+        .message("with workerClass Auto the operator chooses the active workers from measured use: remove spec.serverless.activeWorkers (maxWorkers bounds them)"),
     validation = Rule::new("!has(self.idleTimeoutSeconds) || !has(self.scaler) || self.scaler.type != 'RequestCount'")
         .message("RunPod refuses spec.serverless.idleTimeoutSeconds with scaler type RequestCount: remove idleTimeoutSeconds or use QueueDelay"),
 )]
 pub struct ServerlessSpec {
     /// `Flex` (default): workers scale to zero and cost nothing idle. `Active`: the first
-    /// `activeWorkers` run all the time at a discount.
+    /// `activeWorkers` run all the time at a discount. `Auto`: the operator sets the active
+    /// workers to the number the measured week says pays off (0 until measured), within
+    /// `maxWorkers` and every spending rule.
     #[serde(default)]
     pub worker_class: WorkerClass,
 
@@ -377,6 +381,10 @@ pub enum WorkerClass {
     Flex,
     /// `activeWorkers` workers always on, billed continuously at the active rate.
     Active,
+    /// The operator chooses the active workers from the measured use: a worker is made
+    /// active when that many workers were busy more than active price ÷ flex price of the
+    /// measured window (A100: 79%, 18.9 hours a day). Flex only until measured.
+    Auto,
 }
 
 /// How RunPod scales an endpoint's workers.
@@ -499,6 +507,47 @@ pub struct GpuWorkloadStatus {
     /// When the operator first saw the pod stopped; the stopped-volume policy counts from it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped_since: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+    /// How busy the endpoint was over the measured window, from RunPod's hourly billing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub utilisation: Option<Utilisation>,
+    /// The cheapest way to run the measured use, with the saving (the `CostAdvice`
+    /// condition says it in words; informational, it never blocks `Ready`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recommendation: Option<Recommendation>,
+}
+
+/// Measured use over a trailing window.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Utilisation {
+    /// Hours the measurement covers (up to the window of 7 days; less while it fills, or for
+    /// an endpoint younger than that).
+    pub window_hours: String,
+    /// Hours per day with at least one worker busy.
+    pub busy_hours_per_day: String,
+    /// Busy workers: the median over the window.
+    pub busy_workers_p50: u32,
+    /// Busy workers: the 95th percentile.
+    pub busy_workers_p95: u32,
+    /// Busy workers: the most at once (hour by hour).
+    pub busy_workers_max: u32,
+    /// The last hour measured (RunPod's billing is read an hour after it closes).
+    pub measured_until: String,
+}
+
+/// The cheapest configuration for the measured use.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Recommendation {
+    /// E.g. `Serverless, 2 active + flex workers` or `1 Pod`; the current one when it is
+    /// already the cheapest.
+    pub configuration: String,
+    /// What the current configuration costs per 30-day month at the measured use, in USD.
+    pub current_per_month: Usd,
+    /// What the recommended one would, in USD.
+    pub recommended_per_month: Usd,
+    /// The difference, in USD per month (0 when the current one is the cheapest).
+    pub saving_per_month: Usd,
 }
 
 /// One field that differs between the spec and RunPod.

@@ -24,8 +24,7 @@ use super::{CliError, OutputFormat, ops::ManifestArgs, render, workspace};
 use crate::{
     api::{GpuWorkload, WorkloadType},
     engine::{
-        advice::{Advice, Concurrency, Config, Rates, advise},
-        cost::SECONDS_PER_HOUR,
+        advice::{Advice, Concurrency, Config, advise, flex_seconds_of, serverless_rates},
         prices::PriceCatalogue,
     },
     reconcile::plan_workspace,
@@ -182,27 +181,7 @@ pub fn report(
         .serverless
         .as_ref()
         .map_or((0, 1), |s| (s.active_workers, s.max_workers.max(1)));
-    let gpus = w.spec.gpu.count.max(1);
-    // The first GPU type with a serverless price: what the endpoint's workers are billed at.
-    let (gpu, pool) = w
-        .spec
-        .gpu
-        .types
-        .iter()
-        .find_map(|g| prices.pool_of(g).ok().map(|p| (g.clone(), p.clone())))
-        .ok_or("none of spec.gpu.types has a serverless price")?;
-    let rates = Rates {
-        pod_per_hour: prices.pod_per_hour(&gpu, false).ok(),
-        flex_per_second: pool.flex_per_second,
-        active_per_second: pool.active_per_second,
-        gpus,
-        cold_start_seconds: 0,
-        idle_timeout_seconds: 0,
-    };
-    let active_per_hour = pool.active_per_second.unwrap_or(pool.flex_per_second)
-        * Decimal::from(gpus)
-        * Decimal::from(active)
-        * Decimal::from(SECONDS_PER_HOUR);
+    let rates = serverless_rates(&w.spec, prices)?;
     // Whole hours only: the last bucket of the window is the hour in progress.
     let span = (end.as_second() - start.as_second()) / 3600;
     if !(2..=24 * 32).contains(&span) {
@@ -241,11 +220,7 @@ pub fn report(
             hours
         ));
     };
-    let flex_rate = rates.flex_per_second * Decimal::from(gpus);
-    let flex_seconds: Vec<Decimal> = billed[first..]
-        .iter()
-        .map(|amount| ((*amount - active_per_hour).max(Decimal::ZERO) / flex_rate).round_dp(3))
-        .collect();
+    let flex_seconds = flex_seconds_of(&billed[first..], active, &rates);
     let usage = Concurrency::from_hours(active, &flex_seconds);
     let current = Config::Serverless { active };
     // A Pod is an alternative only where the workload could run as one: the operator's

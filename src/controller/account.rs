@@ -96,6 +96,24 @@ async fn apply(account: &RunPodAccount, ctx: &Context) -> Result<Action, Error> 
         .map(|v| (**v).clone())
         .collect();
     let managed = (workloads.len() + volumes.len()) as u32;
+    // Measure the endpoints' use (one billing read at most), when any workload has one.
+    if !snapshot.endpoints.is_empty()
+        && workloads
+            .iter()
+            .any(|w| w.spec.workload_type != crate::api::WorkloadType::Pod)
+        && let Err(e) = runtime
+            .usage
+            .step(
+                runtime.inventory.client(),
+                snapshot.endpoints.len(),
+                super::usage::Usage::head_every(Duration::from_secs(u64::from(
+                    account.spec.resync_interval_seconds,
+                ))),
+            )
+            .await
+    {
+        tracing::warn!(account = %name, error = %e, "RunPod's billing could not be read; the measurement waits");
+    }
     let ws = Workspace {
         account: account.spec.clone(),
         workloads,

@@ -95,6 +95,7 @@ pub struct Metrics {
     budget: Family<AccountLabel, Gauge>,
     cost: Family<WorkloadLabel, FloatGauge>,
     drift: Family<WorkloadLabel, Gauge>,
+    saving: Family<WorkloadLabel, FloatGauge>,
     balance: Family<AccountLabel, FloatGauge>,
     runway: Family<AccountLabel, FloatGauge>,
     spend: Family<AccountLabel, FloatGauge>,
@@ -118,6 +119,7 @@ impl Default for Metrics {
         let budget = Family::<AccountLabel, Gauge>::default();
         let cost = Family::<WorkloadLabel, FloatGauge>::default();
         let drift = Family::<WorkloadLabel, Gauge>::default();
+        let saving = Family::<WorkloadLabel, FloatGauge>::default();
         let balance = Family::<AccountLabel, FloatGauge>::default();
         let runway = Family::<AccountLabel, FloatGauge>::default();
         let spend = Family::<AccountLabel, FloatGauge>::default();
@@ -159,6 +161,11 @@ impl Default for Metrics {
             drift.clone(),
         );
         registry.register(
+            "workload_achievable_saving_usd_per_month",
+            "What the cheapest configuration for the measured use would save per month",
+            saving.clone(),
+        );
+        registry.register(
             "account_balance_usd",
             "Each account's balance",
             balance.clone(),
@@ -192,6 +199,7 @@ impl Default for Metrics {
             budget,
             cost,
             drift,
+            saving,
             balance,
             runway,
             spend,
@@ -267,6 +275,25 @@ impl Metrics {
         lock(&self.workloads).insert((namespace.to_string(), name.to_string()));
     }
 
+    /// What the recommendation for a workload's measured use would save per month (`None`:
+    /// not measured, no series).
+    pub fn workload_saving(&self, namespace: &str, name: &str, saving_per_month: Option<Decimal>) {
+        let label = WorkloadLabel {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        };
+        match saving_per_month {
+            Some(s) => {
+                self.saving
+                    .get_or_create(&label)
+                    .set(s.to_f64().unwrap_or(0.0));
+            }
+            None => {
+                self.saving.remove(&label);
+            }
+        }
+    }
+
     /// Drops the series of a workload that is gone (deleted, or not this instance's any more).
     pub fn forget_workload(&self, namespace: &str, name: &str) {
         let label = WorkloadLabel {
@@ -275,6 +302,7 @@ impl Metrics {
         };
         self.cost.remove(&label);
         self.drift.remove(&label);
+        self.saving.remove(&label);
         for condition in EXPORTED_CONDITIONS {
             self.conditions.remove(&WorkloadConditionLabel {
                 namespace: namespace.to_string(),

@@ -19,6 +19,7 @@ pub mod rbac;
 pub mod run;
 pub mod runtimes;
 pub mod totals;
+pub mod usage;
 pub mod volume;
 pub mod workload;
 

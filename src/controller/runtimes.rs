@@ -25,6 +25,8 @@ pub struct Runtime {
     pub inventory: Inventory,
     /// The account's prices: RunPod's catalogue, read on the account's interval.
     pub prices: super::prices::Prices,
+    /// The measured use of the account's endpoints.
+    pub usage: super::usage::Usage,
     fingerprint: String,
 }
 
@@ -127,6 +129,7 @@ impl Runtimes {
             prices: super::prices::Prices::new(std::sync::Arc::new(
                 crate::engine::prices::PriceCatalogue::builtin(),
             )),
+            usage: super::usage::Usage::default(),
             fingerprint: print,
         });
         // Two reconciles may build at once (every workload of an account at start-up): the

@@ -16,13 +16,19 @@ use rust_decimal::Decimal;
 use super::{Context, Error, account_name, apply_status, finalized};
 use crate::{
     api::{
-        CONDITION_INSUFFICIENT_CREDIT, CONDITION_READY, CONDITION_RECONCILING,
-        CONDITION_SPEND_CAP_EXCEEDED, DeletionPolicy, GpuWorkload, GpuWorkloadStatus,
-        ManagementPolicy, RunPodAccount,
+        CONDITION_COST_ADVICE, CONDITION_INSUFFICIENT_CREDIT, CONDITION_READY,
+        CONDITION_RECONCILING, CONDITION_SPEND_CAP_EXCEEDED, DeletionPolicy, GpuWorkload,
+        GpuWorkloadStatus, ManagementPolicy, Recommendation, RunPodAccount, Utilisation,
+        WorkerClass,
     },
     engine::{
+        advice::{
+            Advice, Concurrency, Config, advice_status, advise, best_active, cost_of,
+            flex_seconds_of, serverless_rates,
+        },
         identity::Owner,
         plan::{Action as Step, plan_delete},
+        prices::PriceCatalogue,
         status::{Observation, workload_status},
     },
     reconcile::{
@@ -177,12 +183,81 @@ fn stalled(w: &GpuWorkload) -> bool {
     })
 }
 
+/// What the measured use says for one workload: the advice (with the end of the last hour
+/// measured) and, for `workerClass: Auto`, the active workers to run.
+#[derive(Default)]
+struct Measurement {
+    advice: Option<(Advice, Timestamp)>,
+    auto_active: Option<u32>,
+}
+
+/// How much cheaper a new active-worker count must be, over the measured window, before
+/// `workerClass: Auto` changes it (so a workload at a break-even does not flap).
+const AUTO_MARGIN: Decimal = Decimal::from_parts(5, 0, 0, false, 2);
+
+/// The advice for a serverless workload from its endpoint's measured billing, and what
+/// `workerClass: Auto` runs: unmeasured, what RunPod runs now (a restart changes nothing);
+/// measured, the best count of active workers when it is cheaper by more than [`AUTO_MARGIN`].
+fn measure(
+    w: &GpuWorkload,
+    usage: &super::usage::Usage,
+    snapshot: &Snapshot,
+    prices: &PriceCatalogue,
+) -> Measurement {
+    let Some(settings) = w.spec.serverless.as_ref() else {
+        return Measurement::default();
+    };
+    let auto = settings.worker_class == WorkerClass::Auto;
+    let id = w.status.as_ref().and_then(|s| s.runpod_id.as_deref());
+    let running = id
+        .and_then(|id| snapshot.endpoint(id))
+        .map(|e| e.workers.min.unwrap_or(0));
+    let active = running.unwrap_or(if auto { 0 } else { settings.active_workers });
+    // Unmeasured: the endpoint RunPod runs keeps its active workers (found by the planner's
+    // own rule when the status has no id yet).
+    let keep = Measurement {
+        advice: None,
+        auto_active: running.filter(|_| auto),
+    };
+    let (Some(id), Some(_)) = (id, running) else {
+        return keep;
+    };
+    let Some(measured) = usage.measured(id) else {
+        return keep;
+    };
+    let Ok(rates) = serverless_rates(&w.spec, prices) else {
+        return keep;
+    };
+    let flex = flex_seconds_of(&measured.billed, active, &rates);
+    let histogram = Concurrency::from_hours(active, &flex);
+    let max = settings.max_workers.max(1);
+    let auto_active = auto.then(|| {
+        let best = best_active(&histogram, &rates, max);
+        let cost = |k| cost_of(Config::Serverless { active: k }, &histogram, &rates);
+        match (cost(best), cost(active)) {
+            (Some(new), Some(now))
+                if best != active && new < now * (Decimal::ONE - AUTO_MARGIN) =>
+            {
+                best
+            }
+            _ => active,
+        }
+    });
+    Measurement {
+        advice: advise(Config::Serverless { active }, &histogram, &rates, max, true)
+            .ok()
+            .map(|a| (a, measured.until)),
+        auto_active,
+    }
+}
+
 async fn write_status(
     w: &GpuWorkload,
     ctx: &Context,
     item: &Item,
     current_per_hour: Decimal,
     placed: Option<&crate::runpod::types::PodGpu>,
+    measured: Option<(Utilisation, Recommendation)>,
 ) -> Result<GpuWorkloadStatus, Error> {
     let api: Api<GpuWorkload> =
         Api::namespaced(ctx.client.clone(), &w.namespace().unwrap_or_default());
@@ -204,6 +279,10 @@ async fn write_status(
         Timestamp::now(),
     );
     status.gpu = gpu_summary(w, placed);
+    if let Some((utilisation, recommendation)) = measured {
+        status.utilisation = Some(utilisation);
+        status.recommendation = Some(recommendation);
+    }
     apply_status(&api, w, w.status.as_ref(), &status).await?;
     Ok(status)
 }
@@ -229,7 +308,7 @@ async fn apply(w: Arc<GpuWorkload>, ctx: &Context) -> Result<Action, Error> {
             .plan_workload(&w, None);
     if precheck.verdicts.iter().any(|v| v.reason == "InvalidSpec") {
         let was_stalled = stalled(&w);
-        write_status(&w, ctx, &precheck, Decimal::ZERO, None).await?;
+        write_status(&w, ctx, &precheck, Decimal::ZERO, None, None).await?;
         if !was_stalled {
             let message = precheck
                 .reason()
@@ -267,9 +346,11 @@ async fn apply(w: Arc<GpuWorkload>, ctx: &Context) -> Result<Action, Error> {
     let view = AccountView::with_total(&ws, &snapshot, &prices, now, total_worst);
     // What other reconciles of the account approved and RunPod does not bill yet.
     let (pending, ledger) = runtime.inventory.pending(&key);
+    let measurement = measure(&w, &runtime.usage, &snapshot, &prices);
     let budget = Budget {
         others_worst_per_hour: Some(others_worst),
         pending,
+        auto_active: measurement.auto_active,
     };
     let mut item = view.plan_within(&w, None, &budget);
     let victim = ctx
@@ -308,7 +389,14 @@ async fn apply(w: Arc<GpuWorkload>, ctx: &Context) -> Result<Action, Error> {
         // Show what RunPod holds now.
         let snapshot = runtime.inventory.snapshot();
         let view = AccountView::with_total(&ws, &snapshot, &prices, now, total_worst);
-        let after = view.plan_within(&w, None, &Budget::default().with_others(others_worst));
+        let after = view.plan_within(
+            &w,
+            None,
+            &Budget {
+                auto_active: measurement.auto_active,
+                ..Budget::default().with_others(others_worst)
+            },
+        );
         item = Item {
             outcome: None,
             ..after
@@ -336,7 +424,33 @@ async fn apply(w: Arc<GpuWorkload>, ctx: &Context) -> Result<Action, Error> {
         .as_ref()
         .and_then(|s| s.conditions.iter().find(|c| c.type_ == CONDITION_READY))
         .map(|c| c.status == "True");
-    let status = write_status(&w, ctx, &item, current_per_hour, placed.as_ref()).await?;
+    let measured = measurement.advice.as_ref().map(|(advice, until)| {
+        let (utilisation, recommendation, verdict) = advice_status(advice, &until.to_string());
+        item.verdicts.push(verdict);
+        (utilisation, recommendation)
+    });
+    let advised = measured.as_ref().map(|(_, r)| r.clone());
+    let status = write_status(&w, ctx, &item, current_per_hour, placed.as_ref(), measured).await?;
+    // The advice is announced when it changes to a new cheaper configuration.
+    if let Some(advised) = &advised
+        && advised.saving_per_month.0 > Decimal::ZERO
+    {
+        let before = w.status.as_ref().and_then(|s| s.recommendation.as_ref());
+        if before.is_none_or(|b| b.configuration != advised.configuration) {
+            let message = item
+                .verdicts
+                .iter()
+                .find(|v| v.kind == CONDITION_COST_ADVICE)
+                .map(|v| v.message.clone())
+                .unwrap_or_default();
+            ctx.event(&*w, false, "CostAdvice", message).await;
+        }
+    }
+    ctx.metrics.workload_saving(
+        &namespace,
+        &w.name_any(),
+        advised.map(|r| r.saving_per_month.0),
+    );
     // A refusal is announced once, on its edge, not on every pass.
     for (kind, event) in [
         (CONDITION_SPEND_CAP_EXCEEDED, "SpendCapRefused"),

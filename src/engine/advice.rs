@@ -338,6 +338,118 @@ pub fn advise(
     })
 }
 
+/// What a Serverless workload's workers cost: the first of `spec.gpu.types` with a serverless
+/// price (what its workers are billed at), with that GPU's Secure Cloud Pod price for the Pod
+/// alternative.
+pub fn serverless_rates(
+    spec: &crate::api::GpuWorkloadSpec,
+    prices: &super::prices::PriceCatalogue,
+) -> Result<Rates, String> {
+    let (gpu, pool) = spec
+        .gpu
+        .types
+        .iter()
+        .find_map(|g| prices.pool_of(g).ok().map(|p| (g.clone(), p.clone())))
+        .ok_or("none of spec.gpu.types has a serverless price")?;
+    Ok(Rates {
+        pod_per_hour: prices.pod_per_hour(&gpu, false).ok(),
+        flex_per_second: pool.flex_per_second,
+        active_per_second: pool.active_per_second,
+        gpus: spec.gpu.count.max(1),
+        cold_start_seconds: 0,
+        idle_timeout_seconds: 0,
+    })
+}
+
+/// The flex worker-seconds of each hour from what RunPod billed for it (`gpuAmount`, USD):
+/// the hour's bill less `active` always-on workers, at the flex rate.
+pub fn flex_seconds_of(billed: &[Decimal], active: u32, rates: &Rates) -> Vec<Decimal> {
+    let gpus = Decimal::from(rates.gpus.max(1));
+    let active_per_hour = rates.active_per_second.unwrap_or(rates.flex_per_second)
+        * gpus
+        * Decimal::from(active)
+        * Decimal::from(SECONDS_PER_HOUR);
+    let flex_rate = rates.flex_per_second * gpus;
+    billed
+        .iter()
+        .map(|amount| {
+            if flex_rate.is_zero() {
+                return Decimal::ZERO;
+            }
+            ((*amount - active_per_hour).max(Decimal::ZERO) / flex_rate).round_dp(3)
+        })
+        .collect()
+}
+
+/// The advice as a workload's status says it: the measured use, the recommendation, and the
+/// informational `CostAdvice` condition (True when another way is cheaper; it never blocks
+/// `Ready`). `measured_until`: the end of the last hour measured.
+pub fn advice_status(
+    advice: &Advice,
+    measured_until: &str,
+) -> (
+    crate::api::Utilisation,
+    crate::api::Recommendation,
+    super::conditions::Verdict,
+) {
+    use super::conditions::Verdict;
+    let utilisation = crate::api::Utilisation {
+        window_hours: advice.window_hours.to_string(),
+        busy_hours_per_day: advice.busy_hours_per_day.to_string(),
+        busy_workers_p50: advice.p50,
+        busy_workers_p95: advice.p95,
+        busy_workers_max: advice.max,
+        measured_until: measured_until.to_string(),
+    };
+    let cheaper =
+        advice.best.config != advice.current.config && advice.saving_per_month > Decimal::ZERO;
+    let recommendation = crate::api::Recommendation {
+        configuration: if cheaper {
+            advice.best.config.to_string()
+        } else {
+            advice.current.config.to_string()
+        },
+        current_per_month: crate::api::Usd(advice.current.per_month),
+        recommended_per_month: crate::api::Usd(if cheaper {
+            advice.best.per_month
+        } else {
+            advice.current.per_month
+        }),
+        saving_per_month: crate::api::Usd(if cheaper {
+            advice.saving_per_month
+        } else {
+            Decimal::ZERO
+        }),
+    };
+    let evidence = format!(
+        "measured {} h: busy {} h/day, busy workers p50/p95/max {}/{}/{}",
+        advice.window_hours, advice.busy_hours_per_day, advice.p50, advice.p95, advice.max
+    );
+    let verdict = if cheaper {
+        Verdict::yes(
+            crate::api::CONDITION_COST_ADVICE,
+            "CheaperConfiguration",
+            format!(
+                "{} would cost {}/month instead of {} ({} saved); {evidence}",
+                advice.best.config,
+                advice.best.per_month,
+                advice.current.per_month,
+                advice.saving_per_month
+            ),
+        )
+    } else {
+        Verdict::no(
+            crate::api::CONDITION_COST_ADVICE,
+            "CurrentIsCheapest",
+            format!(
+                "{} is the cheapest way to run it; {evidence}",
+                advice.current.config
+            ),
+        )
+    };
+    (utilisation, recommendation, verdict)
+}
+
 /// What `Auto` switches to, with hysteresis: the best way only when it is cheaper than the
 /// current one by more than `margin` (a fraction, e.g. 0.1 for 10%) of the current cost. A
 /// workload sitting at a break-even never switches back and forth.
@@ -541,5 +653,29 @@ mod tests {
         let mut usage = Concurrency::default();
         usage.record(u32::MAX, 5);
         assert_eq!(usage.max() as usize, MAX_LEVELS - 1);
+    }
+
+    #[test]
+    fn the_status_says_cost_advice_true_only_when_another_way_is_cheaper() {
+        let flex = Config::Serverless { active: 0 };
+        // 22 busy hours a day: the Pod is cheaper.
+        let advice = advise(flex, &one_worker(220), &a100(), 3, true).unwrap();
+        let (utilisation, recommendation, verdict) = advice_status(&advice, "2026-01-08T00:00:00Z");
+        assert!(verdict.status);
+        assert_eq!(verdict.kind, crate::api::CONDITION_COST_ADVICE);
+        assert_eq!(verdict.reason, "CheaperConfiguration");
+        assert!(verdict.message.contains("1 Pod"), "{}", verdict.message);
+        assert_eq!(recommendation.configuration, "1 Pod");
+        assert_eq!(recommendation.saving_per_month.0, advice.saving_per_month);
+        assert!(recommendation.saving_per_month.0 > Decimal::ZERO);
+        assert_eq!(utilisation.busy_hours_per_day, "22.0");
+        assert_eq!(utilisation.window_hours, "168.0");
+        // 4 hours a day: flex is the cheapest, which is what runs.
+        let advice = advise(flex, &one_worker(40), &a100(), 3, true).unwrap();
+        let (_, recommendation, verdict) = advice_status(&advice, "x");
+        assert!(!verdict.status);
+        assert_eq!(verdict.reason, "CurrentIsCheapest");
+        assert_eq!(recommendation.configuration, flex.to_string());
+        assert_eq!(recommendation.saving_per_month.0, Decimal::ZERO);
     }
 }

@@ -11,7 +11,7 @@ use super::{
 };
 use crate::{
     api::{
-        Cloud, DesiredState, FlashBoot, GpuWorkloadSpec, ScalerType, WorkloadType,
+        Cloud, DesiredState, FlashBoot, GpuWorkloadSpec, ScalerType, WorkerClass, WorkloadType,
         validate::FieldError,
     },
     engine::{cost::DEFAULT_CONTAINER_DISK_GB, identity::Owner},
@@ -37,6 +37,9 @@ pub struct References {
     pub volumes: BTreeMap<String, VolumeRef>,
     /// Secrets of the workload's namespace: name -> key -> value.
     pub secrets: BTreeMap<String, BTreeMap<String, String>>,
+    /// `spec.serverless.workerClass: Auto`: the active workers the measured use says pay off
+    /// (the controller's measurement; `None`, as in the CLI, until measured: flex only).
+    pub auto_active: Option<u32>,
 }
 
 /// Why no desired state could be built.
@@ -345,7 +348,10 @@ pub fn desired(
             gpu_count: spec.gpu.count,
             allowed_cuda_versions: spec.gpu.allowed_cuda_versions.clone(),
             min_cuda_version: spec.gpu.min_cuda_version.clone(),
-            workers_min: settings.active_workers,
+            workers_min: match settings.worker_class {
+                WorkerClass::Auto => refs.auto_active.unwrap_or(0).min(settings.max_workers),
+                _ => settings.active_workers,
+            },
             workers_max: settings.max_workers,
             idle_timeout: settings.idle_timeout_seconds,
             scaling,

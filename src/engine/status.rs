@@ -77,6 +77,8 @@ pub fn workload_status(
             cost_delta_per_hour: seen.delta_per_hour.round_dp(4).to_string(),
         }),
         stopped_since,
+        utilisation: None,
+        recommendation: None,
     }
 }
 

@@ -163,6 +163,17 @@ impl Snapshot {
         }
     }
 
+    /// The endpoint with RunPod id `known` if there is one, else the first named `name`.
+    pub fn endpoint_of(&self, known: Option<&str>, name: &str) -> Option<&Endpoint> {
+        let len = self.endpoints.len();
+        known.and_then(|id| self.endpoint(id)).or_else(|| {
+            match self.index.endpoints.by_name(len, name) {
+                Some(at) => at.map(|at| &self.endpoints[at]).filter(|e| e.name == name),
+                None => self.endpoints.iter().find(|e| e.name == name),
+            }
+        })
+    }
+
     /// The network volume with RunPod id `known` if there is one, else the first named `name`.
     pub fn volume(&self, known: Option<&str>, name: &str) -> Option<&NetworkVolume> {
         let len = self.volumes.len();

@@ -135,6 +135,8 @@ pub struct Budget {
     pub others_worst_per_hour: Option<Decimal>,
     /// Spending approved before this workload's and not yet billed.
     pub pending: Pending,
+    /// `workerClass: Auto`: the active workers the controller's measurement chose.
+    pub auto_active: Option<u32>,
 }
 
 impl Budget {
@@ -184,6 +186,7 @@ fn admit_in_order(view: &AccountView<'_>, workloads: &[GpuWorkload], planned: &m
         let budget = Budget {
             others_worst_per_hour: Some(settled + floors - floor_of[i] + approved_above_floor),
             pending: pending.clone(),
+            auto_active: None,
         };
         let item = view.plan_within(&workloads[i], None, &budget);
         if let Some(spend) = item.spend.as_ref().filter(|s| s.approved) {

@@ -191,6 +191,7 @@ impl<'a> AccountView<'a> {
                 })
                 .collect(),
             secrets: self.ws.secrets.get(namespace).cloned().unwrap_or_default(),
+            auto_active: None,
         }
     }
 
@@ -210,12 +211,19 @@ impl<'a> AccountView<'a> {
         let owner = owner_of(workload.namespace(), &workload.name_any(), workload.uid());
         let namespace = workload.namespace().unwrap_or_default();
         let base = item("GpuWorkload", owner.key());
-        match desired(
-            &owner,
-            &workload.spec,
-            &self.references(&namespace),
-            self.prices,
-        ) {
+        let mut refs = self.references(&namespace);
+        // `workerClass: Auto` without a measurement (the CLI, a controller that has not read
+        // the billing yet): what RunPod runs now stays; nothing is changed on no evidence.
+        refs.auto_active = budget.auto_active.or_else(|| {
+            let known = workload
+                .status
+                .as_ref()
+                .and_then(|s| s.runpod_id.as_deref());
+            self.snapshot
+                .endpoint_of(known, &owner.runpod_name())
+                .map(|e| e.workers.min.unwrap_or(0))
+        });
+        match desired(&owner, &workload.spec, &refs, self.prices) {
             Err(DesiredError::Invalid(errors)) => {
                 let message = errors
                     .iter()

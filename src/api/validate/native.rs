@@ -96,7 +96,7 @@ fn not_on_endpoint(v: &Value, key: &str) -> Option<bool> {
 
 /// The rules across fields of the CRDs, exactly as written there, each with its Rust form.
 /// A rule not listed (or written differently) stays with CEL.
-const EXPRESSIONS: [(&str, Expression); 14] = [
+const EXPRESSIONS: [(&str, Expression); 15] = [
     ("self.type != 'Pod' || !has(self.serverless)", |v| {
         Some(text(v, "type")? != "Pod" || !has(v, "serverless")?)
     }),
@@ -158,6 +158,10 @@ const EXPRESSIONS: [(&str, Expression); 14] = [
     (
         "self.workerClass != 'Active' || self.activeWorkers >= 1",
         |v| Some(text(v, "workerClass")? != "Active" || int(v, "activeWorkers")? >= 1),
+    ),
+    (
+        "self.workerClass != 'Auto' || self.activeWorkers == 0",
+        |v| Some(text(v, "workerClass")? != "Auto" || int(v, "activeWorkers")? == 0),
     ),
     (
         "!has(self.idleTimeoutSeconds) || !has(self.scaler) || self.scaler.type != 'RequestCount'",

@@ -1,0 +1,368 @@
+//! Measured use of an account's serverless endpoints, from RunPod's hourly billing, kept in
+//! memory per account and rebuilt from RunPod after a restart (RunPod keeps the billing).
+//!
+//! One request at most per account reconcile, through the account's client and budget:
+//!
+//! - every five resyncs of the account (at least 10 s, at most [`HEAD_EVERY`]), `GET /v2/billing/serverless?bucketSize=hour&lastN=3`: RunPod's
+//!   current hour (from the answered window, on RunPod's clock) and the records of the hour
+//!   two before it. An hour is read only when an hour has passed since it closed: RunPod's
+//!   billing can lag by up to about an hour, and an hour read too early would look idle.
+//! - otherwise the newest hours of the window not read yet (a restart's week, or hours the
+//!   head reads skipped), by `startTime`/`endTime`, as many hours per request as keep the
+//!   answer under [`MAX_RECORDS`] records (every endpoint of the account has a record per
+//!   hour it was billed).
+//!
+//! An answer is taken whole or not at all: one record that cannot be read (no endpoint id,
+//! a time or an amount that is not one) drops the answer, and the hours are read again later.
+//! Memory: per endpoint, one `(hour, USD)` pair per billed hour of the last [`KEEP_HOURS`].
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use k8s_openapi::jiff::Timestamp;
+use rust_decimal::{Decimal, prelude::FromPrimitive};
+
+use crate::runpod::{BillingKind, Client, Error, types::BillingQuery};
+
+/// The measured window: a week.
+pub const WINDOW_HOURS: i64 = 7 * 24;
+/// Hours kept (the window, and a day of slack while it moves on).
+pub const KEEP_HOURS: i64 = WINDOW_HOURS + 24;
+/// How often RunPod's current hour is read.
+pub const HEAD_EVERY: Duration = Duration::from_secs(300);
+/// The most records one backfill answer may hold.
+pub const MAX_RECORDS: usize = 20_000;
+/// The most hours one backfill request asks for.
+const MAX_HOURS_PER_READ: i64 = 24;
+
+/// What was measured for one endpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Measured {
+    /// USD billed per hour (`gpuAmount`), from the endpoint's first billed hour in the window
+    /// to the last hour read, in order.
+    pub billed: Vec<Decimal>,
+    /// The end of the last hour read.
+    pub until: Timestamp,
+}
+
+#[derive(Default)]
+struct State {
+    /// RunPod's current hour (hours since 1970) at the last head read, and when it was read.
+    head: Option<(i64, Instant)>,
+    /// Hours whose records are in.
+    read: BTreeSet<i64>,
+    /// Endpoint id -> (hour, USD) for each billed hour, by hour.
+    billed: HashMap<String, Vec<(i64, f32)>>,
+    last_error: Option<String>,
+}
+
+/// The measurements of one account.
+#[derive(Default)]
+pub struct Usage {
+    state: Mutex<State>,
+    /// One read at a time (a second caller returns at once).
+    reading: tokio::sync::Mutex<()>,
+}
+
+fn hour_of(t: Timestamp) -> i64 {
+    t.as_second().div_euclid(3600)
+}
+
+fn time_of(hour: i64) -> Timestamp {
+    Timestamp::from_second(hour.saturating_mul(3600)).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+/// The records of an answer as `(endpoint, hour, USD)`, each within `hours`; an error naming
+/// the first record that cannot be read.
+fn records(
+    records: &[serde_json::Value],
+    hours: std::ops::RangeInclusive<i64>,
+) -> Result<Vec<(String, i64, f32)>, String> {
+    let mut out = Vec::with_capacity(records.len());
+    for (n, r) in records.iter().enumerate() {
+        let id = r["serverlessId"]
+            .as_str()
+            .filter(|s| !s.is_empty() && s.len() <= 64)
+            .ok_or_else(|| format!("billing record {n}: serverlessId is missing"))?;
+        let at: Timestamp = r["startTime"]
+            .as_str()
+            .and_then(|t| t.parse().ok())
+            .ok_or_else(|| format!("billing record {n}: startTime is not an RFC 3339 time"))?;
+        let amount = r["gpuAmount"]
+            .as_f64()
+            .filter(|a| a.is_finite() && *a >= 0.0 && *a < 1e9)
+            .ok_or_else(|| format!("billing record {n}: gpuAmount is not an amount of USD"))?;
+        let hour = hour_of(at);
+        if hours.contains(&hour) {
+            out.push((id.to_string(), hour, amount as f32));
+        }
+    }
+    Ok(out)
+}
+
+impl Usage {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The newest hour that may be read: two before RunPod's current one.
+    fn newest(state: &State) -> Option<i64> {
+        state.head.map(|(current, _)| current - 2)
+    }
+
+    /// Takes the records of `hours`, marking them read.
+    fn take(
+        state: &mut State,
+        hours: std::ops::RangeInclusive<i64>,
+        found: Vec<(String, i64, f32)>,
+    ) {
+        for hour in hours {
+            state.read.insert(hour);
+        }
+        for (id, hour, amount) in found {
+            let entries = state.billed.entry(id).or_default();
+            match entries.binary_search_by_key(&hour, |(h, _)| *h) {
+                // Two records of one endpoint and hour: RunPod's parts of it, summed.
+                Ok(i) => entries[i].1 += amount,
+                Err(i) => entries.insert(i, (hour, amount)),
+            }
+        }
+        if let Some(newest) = Self::newest(state) {
+            let oldest = newest - KEEP_HOURS;
+            state.read.retain(|h| *h > oldest && *h <= newest);
+            state.billed.retain(|_, entries| {
+                entries.retain(|(h, _)| *h > oldest);
+                !entries.is_empty()
+            });
+        }
+    }
+
+    /// The next hours to read by time, newest first: the newest unread run of the window,
+    /// at most `per_read` hours long.
+    fn next_gap(state: &State, per_read: i64) -> Option<std::ops::RangeInclusive<i64>> {
+        let newest = Self::newest(state)?;
+        let oldest = newest - WINDOW_HOURS + 1;
+        let end = (oldest..=newest).rev().find(|h| !state.read.contains(h))?;
+        let mut start = end;
+        while start > oldest && end - start + 1 < per_read && !state.read.contains(&(start - 1)) {
+            start -= 1;
+        }
+        Some(start..=end)
+    }
+
+    /// How often RunPod's current hour is read for an account resynced every `resync`.
+    pub fn head_every(resync: Duration) -> Duration {
+        (resync * 5).clamp(Duration::from_secs(10), HEAD_EVERY)
+    }
+
+    /// One step of measurement (at most one request); `endpoints`: how many endpoints the
+    /// account has (it sizes a backfill read); `head_every`: see [`Usage::head_every`].
+    /// Returns whether anything was read.
+    pub async fn step(
+        &self,
+        client: &Client,
+        endpoints: usize,
+        head_every: Duration,
+    ) -> Result<bool, Error> {
+        let Ok(_one) = self.reading.try_lock() else {
+            return Ok(false);
+        };
+        let head_due = self
+            .lock()
+            .head
+            .is_none_or(|(_, at)| at.elapsed() >= head_every);
+        let per_read = i64::try_from(MAX_RECORDS / endpoints.max(1))
+            .unwrap_or(1)
+            .clamp(1, MAX_HOURS_PER_READ);
+        let gap = if head_due {
+            None
+        } else {
+            Self::next_gap(&self.lock(), per_read)
+        };
+        let query = match &gap {
+            None if !head_due => return Ok(false),
+            None => BillingQuery {
+                bucket_size: Some("hour".into()),
+                last_n: Some(3),
+                ..BillingQuery::default()
+            },
+            Some(hours) => BillingQuery {
+                bucket_size: Some("hour".into()),
+                start_time: Some(time_of(*hours.start()).to_string()),
+                end_time: Some(time_of(*hours.end() + 1).to_string()),
+                ..BillingQuery::default()
+            },
+        };
+        let bill = client.billing(BillingKind::Serverless, &query).await?;
+        let mut state = self.lock();
+        let hours = match gap {
+            Some(hours) => hours,
+            None => {
+                let Some((start, end)) = bill.window() else {
+                    state.last_error =
+                        Some("RunPod's billing answer says no window (metadata.query)".into());
+                    return Ok(false);
+                };
+                let (first, current) = (hour_of(start), hour_of(end) - 1);
+                if current - first != 2 {
+                    state.last_error = Some(format!(
+                        "RunPod answered lastN=3 hours with {start} to {end}"
+                    ));
+                    return Ok(false);
+                }
+                state.head = Some((current, Instant::now()));
+                first..=first
+            }
+        };
+        match records(&bill.records, hours.clone()) {
+            Ok(found) => {
+                Self::take(&mut state, hours, found);
+                state.last_error = None;
+                Ok(true)
+            }
+            Err(why) => {
+                tracing::warn!(error = %why, "a billing answer could not be read; its hours are read again later");
+                state.last_error = Some(why);
+                Ok(false)
+            }
+        }
+    }
+
+    /// What was measured for `endpoint`: the read hours of the window that run without a gap
+    /// up to the newest read, from the endpoint's first billed hour among them. `None` before
+    /// any billed hour (an endpoint that never ran, or nothing read yet).
+    pub fn measured(&self, endpoint: &str) -> Option<Measured> {
+        let state = self.lock();
+        let newest = *state.read.last()?;
+        let mut oldest = newest;
+        while oldest > newest - WINDOW_HOURS + 1 && state.read.contains(&(oldest - 1)) {
+            oldest -= 1;
+        }
+        let entries = state.billed.get(endpoint)?;
+        let first = entries
+            .iter()
+            .map(|(h, _)| *h)
+            .find(|h| (oldest..=newest).contains(h))?;
+        let mut billed = vec![Decimal::ZERO; usize::try_from(newest - first + 1).ok()?];
+        for (hour, amount) in entries {
+            if (first..=newest).contains(hour) {
+                billed[usize::try_from(hour - first).ok()?] =
+                    Decimal::from_f32(*amount).unwrap_or_default().round_dp(6);
+            }
+        }
+        Some(Measured {
+            billed,
+            until: time_of(newest + 1),
+        })
+    }
+
+    /// The last error, if the last read failed to be taken.
+    pub fn last_error(&self) -> Option<String> {
+        self.lock().last_error.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn record(id: &str, hour: i64, amount: f64) -> serde_json::Value {
+        json!({"serverlessId": id, "startTime": time_of(hour).to_string(), "gpuAmount": amount})
+    }
+
+    fn with_head(current: i64) -> State {
+        State {
+            head: Some((current, Instant::now())),
+            ..State::default()
+        }
+    }
+
+    #[test]
+    fn a_backfill_reads_the_newest_gap_first_in_bounded_chunks() {
+        let mut state = with_head(1_000);
+        // Nothing read: the newest hours first, 24 at a time.
+        assert_eq!(Usage::next_gap(&state, 24), Some(975..=998));
+        Usage::take(&mut state, 975..=998, vec![]);
+        assert_eq!(Usage::next_gap(&state, 24), Some(951..=974));
+        // A head read of a newer hour leaves a gap behind it, read next.
+        state.head = Some((1_003, Instant::now()));
+        Usage::take(&mut state, 1_001..=1_001, vec![]);
+        assert_eq!(Usage::next_gap(&state, 24), Some(999..=1_000));
+        // Ten thousand endpoints: one hour per read.
+        assert_eq!(Usage::next_gap(&state, 1), Some(1_000..=1_000));
+        // The whole window read: nothing to do.
+        let mut full = with_head(1_000);
+        Usage::take(&mut full, 1_000 - 1 - WINDOW_HOURS..=998, vec![]);
+        assert_eq!(Usage::next_gap(&full, 24), None);
+    }
+
+    #[test]
+    fn measured_hours_start_at_the_first_billed_one_and_stop_at_a_gap() {
+        let usage = Usage::default();
+        let mut state = with_head(102);
+        let found = records(
+            &[
+                record("ep1", 95, 1.5),
+                record("ep1", 98, 2.0),
+                record("ep1", 98, 0.5),
+                record("ep2", 100, 3.0),
+                record("ep3", 50, 9.0),
+            ],
+            90..=100,
+        )
+        .unwrap();
+        assert_eq!(
+            found.len(),
+            4,
+            "a record outside the hours asked for is dropped"
+        );
+        Usage::take(&mut state, 90..=100, found);
+        *usage.state.lock().unwrap() = state;
+        let m = usage.measured("ep1").unwrap();
+        let d = |s: &str| s.parse::<Decimal>().unwrap();
+        assert_eq!(
+            m.billed,
+            vec![d("1.5"), d("0"), d("0"), d("2.5"), d("0"), d("0")]
+        );
+        assert_eq!(m.until, time_of(101));
+        assert_eq!(usage.measured("ep2").unwrap().billed, vec![d("3")]);
+        assert_eq!(usage.measured("ep3"), None);
+        assert_eq!(usage.measured("nobody"), None);
+        // Hours 85-89 unread: a read of 80-84 does not join the window (a gap).
+        Usage::take(
+            &mut usage.state.lock().unwrap(),
+            80..=84,
+            vec![("ep1".into(), 80, 7.0)],
+        );
+        assert_eq!(usage.measured("ep1").unwrap().billed.len(), 6);
+    }
+
+    #[test]
+    fn one_unreadable_record_drops_the_answer_and_old_hours_are_let_go() {
+        for bad in [
+            json!({"startTime": time_of(5).to_string(), "gpuAmount": 1.0}),
+            json!({"serverlessId": "e", "startTime": "yesterday", "gpuAmount": 1.0}),
+            json!({"serverlessId": "e", "startTime": time_of(5).to_string(), "gpuAmount": -1.0}),
+            json!({"serverlessId": "e", "startTime": time_of(5).to_string(), "gpuAmount": "1"}),
+        ] {
+            assert!(
+                records(&[record("e", 5, 1.0), bad.clone()], 0..=10).is_err(),
+                "{bad}"
+            );
+        }
+        let mut state = with_head(10_000);
+        Usage::take(&mut state, 9_990..=9_990, vec![("e".into(), 9_990, 1.0)]);
+        state.head = Some((10_000 + KEEP_HOURS + 10, Instant::now()));
+        Usage::take(
+            &mut state,
+            10_000 + KEEP_HOURS..=10_000 + KEEP_HOURS,
+            vec![],
+        );
+        assert!(state.billed.is_empty(), "hours past the keep are dropped");
+        assert_eq!(state.read.len(), 1);
+    }
+}
