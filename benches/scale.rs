@@ -253,6 +253,7 @@ async fn converge(handle: &SimHandle, workloads: &[GpuWorkload]) {
         workloads: vec![workloads[0].clone()],
         volumes: Vec::new(),
         secrets: BTreeMap::new(),
+        auto: Default::default(),
     };
     let empty = Inventory::new(client(handle), Duration::ZERO);
     empty.refresh().await.unwrap();
@@ -374,6 +375,7 @@ async fn engine(n: usize, table: &mut Table) {
         workloads,
         volumes: Vec::new(),
         secrets: BTreeMap::new(),
+        auto: Default::default(),
     };
     let prices = PriceCatalogue::builtin();
     let view = AccountView::new(&ws, &snapshot, &prices, Timestamp::now());
@@ -602,7 +604,8 @@ async fn cli(n: usize, table: &mut Table, dir: &Path) {
 
     // The CLI keeps RunPod's price catalogue between commands for the account's refresh
     // interval: the first command of the hour reads it (not counted), steady ones do not.
-    let cache = folder.join("price-cache");
+    // Beside the manifests' folder, not in it (`-f` reads every file of the folder).
+    let cache = folder.with_extension("price-cache");
     for (command, first) in [("plan", true), ("plan", false), ("apply", false)] {
         let (gets, writes) = (handle.sim.calls("GET", "/v2/"), runpod_writes(&handle));
         let catalogues = handle.sim.calls("GET", "/v2/catalog/");
@@ -621,7 +624,7 @@ async fn cli(n: usize, table: &mut Table, dir: &Path) {
             .env("RUNPOD_OPERATOR_CACHE_DIR", &cache)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(folder.with_extension("stderr")).unwrap())
             .spawn()
             .unwrap();
         // The child's own high-water mark, read while it runs (its rusage would count the
@@ -643,7 +646,12 @@ async fn cli(n: usize, table: &mut Table, dir: &Path) {
         let lists = handle.sim.calls("GET", "/v2/") - gets - (catalogue - catalogues);
         let account_reads = handle.sim.calls("POST", "/graphql") - graphql;
         let written = runpod_writes(&handle) - writes;
-        assert_eq!(code, 0, "`{command}` over a converged account exits 0");
+        assert_eq!(
+            code,
+            0,
+            "`{command}` over a converged account exits 0; it said:\n{}",
+            std::fs::read_to_string(folder.with_extension("stderr")).unwrap_or_default()
+        );
         if first {
             assert_eq!(
                 catalogue - catalogues,

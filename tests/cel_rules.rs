@@ -149,19 +149,52 @@ fn serverless_settings_are_refused_on_a_pod() {
 fn serverless_and_auto_need_serverless_settings() {
     let endpoint = with(doc(ENDPOINT), "spec.serverless", Value::Null);
     rejected(&endpoint, "spec", "spec.serverless is required");
-    let auto = with(doc(POD), "spec.type", json!("Auto"));
+    let auto = with(
+        with(doc(POD), "spec.type", json!("Auto")),
+        "spec.volume",
+        Value::Null,
+    );
     rejected(&auto, "spec", "spec.serverless is required");
     accepted(&with(auto, "spec.serverless", json!({"maxWorkers": 2})));
 }
 
 #[test]
-fn a_pod_volume_is_refused_on_an_endpoint() {
+fn a_pod_volume_is_refused_on_an_endpoint_and_on_auto() {
     let endpoint = with(doc(ENDPOINT), "spec.volume", json!({"sizeGb": 20}));
     rejected(
         &endpoint,
         "spec",
-        "spec.volume (a pod volume) applies only to type Pod or Auto",
+        "spec.volume (a pod volume) applies only to type Pod",
     );
+    // Auto may move to Serverless, where a pod volume cannot follow.
+    let auto = with(endpoint, "spec.type", json!("Auto"));
+    rejected(
+        &auto,
+        "spec",
+        "it cannot follow an Auto workload to Serverless",
+    );
+    accepted(&with(doc(POD), "spec.volume", json!({"sizeGb": 20})));
+}
+
+#[test]
+fn the_measurement_window_and_margin_are_bounded() {
+    for (field, bad, good) in [
+        ("windowDays", 8, 3),
+        ("windowDays", 0, 7),
+        ("switchMarginPercent", 91, 0),
+    ] {
+        let measurement = json!({ field: bad });
+        rejected(
+            &with(doc(ENDPOINT), "spec.measurement", measurement),
+            &format!("spec.measurement.{field}"),
+            &format!("spec.measurement.{field} must be between"),
+        );
+        accepted(&with(
+            doc(ENDPOINT),
+            "spec.measurement",
+            json!({ field: good }),
+        ));
+    }
 }
 
 #[test]

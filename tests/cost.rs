@@ -54,6 +54,7 @@ fn pod(gpu: &str, count: u32) -> GpuWorkloadSpec {
         deletion_policy: DeletionPolicy::Delete,
         management_policy: ManagementPolicy::Manage,
         priority: 0,
+        measurement: None,
     }
 }
 

@@ -12,7 +12,7 @@ use runpod_operator::{
     api::{
         CONDITION_DRIFTED, CONDITION_INSUFFICIENT_CREDIT, CONDITION_READY,
         CONDITION_SPEND_CAP_EXCEEDED, CONDITION_STALLED, GpuWorkloadSpec, StoppedVolumeAction,
-        StoppedVolumePolicy,
+        StoppedVolumePolicy, WorkloadType,
     },
     engine::{
         conditions::Verdict,
@@ -28,7 +28,7 @@ use runpod_operator::{
         prices::PriceCatalogue,
         totals::{AccountTotals, Share},
     },
-    runpod::types::{Endpoint, Pod},
+    runpod::types::{Endpoint, Pod, PodRuntime},
 };
 use rust_decimal::Decimal;
 
@@ -90,6 +90,10 @@ struct World {
     pods: Vec<Pod>,
     endpoints: Vec<Endpoint>,
     next_id: u64,
+    /// `type: Auto`: the side chosen.
+    auto_type: Option<WorkloadType>,
+    /// `workerClass: Auto`: the active workers chosen.
+    auto_active: Option<u32>,
 }
 
 impl World {
@@ -100,12 +104,18 @@ impl World {
             pods: vec![],
             endpoints: vec![],
             next_id: 0,
+            auto_type: None,
+            auto_active: None,
         }
     }
 
     fn desired(&self, spec: &GpuWorkloadSpec) -> Desired {
-        desired(&self.owner, spec, &References::default(), &self.prices)
-            .expect("valid desired state")
+        let refs = References {
+            auto_type: self.auto_type,
+            auto_active: self.auto_active,
+            ..References::default()
+        };
+        desired(&self.owner, spec, &refs, &self.prices).expect("valid desired state")
     }
 
     fn ctx<'a>(&'a self, spec: &'a GpuWorkloadSpec, money: Money) -> Context<'a> {
@@ -634,14 +644,15 @@ fn a_workload_forced_down_by_the_credit_policy_stops_or_scales_to_zero() {
     let mut w = World::new();
     let (pod, endpoint) = (spec(POD), spec(ENDPOINT));
     w.converge(&pod);
-    w.converge(&endpoint);
+    let mut serverless = World::new();
+    serverless.converge(&endpoint);
     let mut forced = money();
     forced.forced_down = Some("credit policy: lowest priority while the runway is short".into());
     let plan = w.plan_with(&pod, w.ctx(&pod, forced.clone()));
     assert!(
         matches!(&plan.actions[0], Action::StopPod { reason, .. } if reason.starts_with("credit policy"))
     );
-    let plan = w.plan_with(&endpoint, w.ctx(&endpoint, forced));
+    let plan = serverless.plan_with(&endpoint, serverless.ctx(&endpoint, forced));
     let Action::UpdateEndpoint {
         request, saving, ..
     } = &plan.actions[0]
@@ -819,7 +830,9 @@ fn an_endpoint_edited_in_the_console_is_drift_and_patched_back() {
 fn deleting_the_workload_deletes_what_it_owns_and_orphan_keeps_it() {
     let mut w = World::new();
     w.converge(&spec(POD));
-    w.converge(&spec(ENDPOINT));
+    // A type change half done: the new endpoint made, the old pod kept for its volume.
+    w.converge(&with(ENDPOINT, "spendingCap: {usdPerHour: \"20\"}"));
+    assert_eq!((w.pods.len(), w.endpoints.len()), (1, 1));
     let observed = Observed::scan(&w.pods, &w.endpoints);
     assert_eq!(plan_delete(&w.owner, None, observed, false).len(), 2);
     assert!(plan_delete(&w.owner, None, observed, true).is_empty());
@@ -1238,4 +1251,276 @@ fn worker_class_auto_runs_the_measured_active_workers_within_max_workers() {
         Desired::Endpoint(e) => assert_eq!(e.workers_min, 0),
         other => panic!("{other:?}"),
     }
+}
+
+// ---- switching sides: a type change, by the spec or by type Auto ---------------------------------
+
+/// A pod with no pod volume (the endpoint's shape, on a Pod).
+const BARE_POD: &str = r#"
+type: Pod
+image: ghcr.io/acme/matting:1
+gpu: {types: ["NVIDIA A100-SXM4-80GB"], count: 1}
+containerDiskGb: 20
+spendingCap: {usdPerHour: "9"}
+"#;
+
+fn hash_in(message: &str) -> String {
+    message
+        .rsplit("approve-replace=")
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn a_type_change_keeps_the_old_endpoint_serving_until_the_new_pod_runs_then_deletes_it() {
+    let mut w = World::new();
+    w.converge(&spec(ENDPOINT));
+    let endpoint_id = w.endpoints[0].id.clone();
+    let pod = spec(BARE_POD);
+    let plan = w.plan(&pod);
+    assert!(
+        matches!(plan.actions.as_slice(), [Action::CreatePod { .. }]),
+        "the new side first, the old one untouched: {:?}",
+        plan.actions
+    );
+    assert_eq!(plan.runpod_id.as_deref(), Some(endpoint_id.as_str()));
+    assert!(plan.drift.iter().any(|d| d.field == "type"));
+    w.apply(&plan.actions[0]);
+    // Provisioning, then RUNNING before the container is up, then up for less than a minute
+    // (RunPod's proxy answers 30-60 s later): the endpoint stays, the workload is not Ready.
+    let settled = w.pods[0].runtime.clone();
+    for (status, uptime) in [
+        ("PROVISIONING", None),
+        ("RUNNING", None),
+        ("RUNNING", Some(30)),
+    ] {
+        w.pods[0].status = status.into();
+        w.pods[0].runtime = uptime.map(|up| PodRuntime { uptime: Some(up) });
+        let plan = w.plan(&pod);
+        assert!(
+            plan.actions.is_empty(),
+            "{status} {uptime:?}: {:?}",
+            plan.actions
+        );
+        assert!(!condition(&plan, CONDITION_READY).status);
+        assert_eq!(w.endpoints.len(), 1);
+    }
+    // Serving: now the endpoint goes, and it is the only action.
+    w.pods[0].runtime = settled;
+    let plan = w.plan(&pod);
+    let [Action::DeleteEndpoint { id, reason }] = plan.actions.as_slice() else {
+        panic!("{:?}", plan.actions)
+    };
+    assert_eq!(id, &endpoint_id);
+    assert!(reason.contains(&w.pods[0].id), "{reason}");
+    assert_eq!(w.converge(&pod), 1);
+    assert!(w.endpoints.is_empty());
+    assert_eq!(w.pods.len(), 1, "one pod, never a second");
+    let plan = w.plan(&pod);
+    assert!(condition(&plan, CONDITION_READY).status);
+}
+
+#[test]
+fn while_both_sides_run_the_old_sides_spend_counts_against_the_cap() {
+    // One active A100 worker, at the active rate, on top of the pod's price while both run.
+    let active = with(
+        ENDPOINT,
+        "serverless: {workerClass: Active, activeWorkers: 1, maxWorkers: 1}",
+    );
+    let mut w = World::new();
+    w.converge(&active);
+    let tight = with(BARE_POD, "spendingCap: {usdPerHour: \"3\"}");
+    let plan = w.plan(&tight);
+    assert!(plan.actions.is_empty(), "{:?}", plan.actions);
+    let refusal = condition(&plan, CONDITION_SPEND_CAP_EXCEEDED);
+    assert!(refusal.status, "{refusal:?}");
+    assert_eq!(w.endpoints.len(), 1, "the endpoint keeps serving");
+    // A cap that holds both for the overlap lets the switch go.
+    let roomy = with(BARE_POD, "spendingCap: {usdPerHour: \"5\"}");
+    let plan = w.plan(&roomy);
+    assert!(
+        matches!(plan.actions.as_slice(), [Action::CreatePod { .. }]),
+        "{:?}",
+        plan.verdicts
+    );
+    let spend = plan.spend.expect("the create asks to spend");
+    assert!(
+        spend.worst_per_hour > Decimal::from(3),
+        "pod + the old active worker: {}",
+        spend.worst_per_hour
+    );
+}
+
+#[test]
+fn a_switch_away_from_a_pod_with_a_volume_stops_it_and_deletes_it_only_with_approval() {
+    let mut w = World::new();
+    w.converge(&spec(POD));
+    let pod_id = w.pods[0].id.clone();
+    // The cap holds the endpoint's worst case and the pod while both run.
+    let endpoint = with(ENDPOINT, "spendingCap: {usdPerHour: \"20\"}");
+    w.converge(&endpoint);
+    assert_eq!(w.endpoints.len(), 1);
+    assert_eq!(w.pods.len(), 1, "the pod volume is never destroyed unasked");
+    assert_eq!(
+        w.pods[0].status, "EXITED",
+        "stopped: it bills as storage only"
+    );
+    let plan = w.plan(&endpoint);
+    let asks = condition(&plan, CONDITION_REPLACE_NEEDS_APPROVAL);
+    assert!(asks.status);
+    assert!(
+        asks.message.contains("100 GB pod volume"),
+        "{}",
+        asks.message
+    );
+    assert!(asks.message.contains(&pod_id));
+    let hash = hash_in(&asks.message);
+    let mut ctx = w.ctx(&endpoint, money());
+    ctx.approved_hash = Some(&hash);
+    let plan = w.plan_with(&endpoint, ctx);
+    assert!(
+        matches!(plan.actions.as_slice(), [Action::DeletePod { id, .. }] if *id == pod_id),
+        "{:?}",
+        plan.actions
+    );
+    let mut stale = w.ctx(&endpoint, money());
+    stale.approved_hash = Some("0000000000000000");
+    assert!(w.plan_with(&endpoint, stale).actions.is_empty());
+}
+
+#[test]
+fn a_switch_forced_down_by_the_credit_policy_takes_the_old_side_down_and_deletes_nothing() {
+    let mut w = World::new();
+    w.converge(&with(
+        ENDPOINT,
+        "serverless: {workerClass: Active, activeWorkers: 1, maxWorkers: 1}",
+    ));
+    let pod = spec(BARE_POD);
+    let plan = w.plan_with(&pod, w.ctx(&pod, money_forced()));
+    let [
+        Action::UpdateEndpoint {
+            request, saving, ..
+        },
+    ] = plan.actions.as_slice()
+    else {
+        panic!("{:?}", plan.actions)
+    };
+    assert!(saving);
+    assert_eq!(request.workers.unwrap().max, Some(0));
+}
+
+#[test]
+fn a_stopped_pod_needs_nothing_made_so_the_old_endpoint_goes_at_once() {
+    let mut w = World::new();
+    w.converge(&spec(ENDPOINT));
+    let stopped = with(BARE_POD, "state: Stopped");
+    let plan = w.plan(&stopped);
+    assert!(matches!(
+        plan.actions.as_slice(),
+        [Action::DeleteEndpoint { .. }]
+    ));
+}
+
+#[test]
+fn type_auto_runs_as_the_chosen_side_and_moves_with_make_before_break() {
+    let auto = with(ENDPOINT, "type: Auto");
+    let mut w = World::new();
+    // Nothing chosen: Serverless.
+    assert!(matches!(w.desired(&auto), Desired::Endpoint(_)));
+    w.converge(&auto);
+    assert_eq!(w.endpoints.len(), 1);
+    // Chosen: a Pod, made before the endpoint goes.
+    w.auto_type = Some(WorkloadType::Pod);
+    assert!(matches!(w.desired(&auto), Desired::Pod(_)));
+    let plan = w.plan(&auto);
+    assert!(matches!(
+        plan.actions.as_slice(),
+        [Action::CreatePod { .. }]
+    ));
+    w.converge(&auto);
+    assert_eq!((w.pods.len(), w.endpoints.len()), (1, 0));
+    // Auto's worst case is the dearer side, whichever runs.
+    let plan = w.plan(&auto);
+    let serverless_worst = w_cost(&spec(ENDPOINT));
+    assert_eq!(plan.cost.unwrap().worst_case_per_hour, serverless_worst);
+}
+
+fn w_cost(s: &GpuWorkloadSpec) -> Decimal {
+    runpod_operator::engine::cost::workload_cost(
+        s,
+        &PriceCatalogue::builtin(),
+        runpod_operator::engine::cost::Usage::default(),
+    )
+    .unwrap()
+    .worst_case_per_hour
+}
+
+#[test]
+fn type_auto_refuses_a_pod_volume_and_a_gpu_either_side_cannot_price() {
+    let w = World::new();
+    let with_volume = with(ENDPOINT, "type: Auto\nvolume: {sizeGb: 20}");
+    let Err(DesiredError::Invalid(errors)) =
+        desired(&w.owner, &with_volume, &References::default(), &w.prices)
+    else {
+        panic!("a pod volume cannot follow Auto to Serverless")
+    };
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.path == "spec.volume" && e.message.contains("NetworkVolume"))
+    );
+    // An RTX 4090 has a pod price and a serverless pool; a type with only one of them is
+    // refused for Auto even while it runs as the side that has it.
+    for gpu in w.prices.gpu_types() {
+        let both = gpu.pool.is_some() && gpu.secure_per_hour.is_some();
+        let auto = with(
+            ENDPOINT,
+            &format!("type: Auto\ngpu: {{types: [\"{}\"]}}", gpu.gpu_type),
+        );
+        let built = desired(&w.owner, &auto, &References::default(), &w.prices);
+        assert_eq!(built.is_ok(), both, "{}: {built:?}", gpu.gpu_type);
+    }
+}
+
+#[test]
+fn worker_class_auto_counts_the_active_workers_it_chose_against_the_caps() {
+    let auto = with(
+        ENDPOINT,
+        "serverless: {workerClass: Auto, maxWorkers: 3}\nspendingCap: {usdPerHour: \"9\", usdPerMonth: \"1000\"}",
+    );
+    let mut w = World::new();
+    w.converge(&auto);
+    assert_eq!(w.endpoints[0].workers.min, Some(0));
+    // Two active A100 workers around the clock are well past 1,000 USD a month.
+    w.auto_active = Some(2);
+    let plan = w.plan(&auto);
+    assert!(plan.actions.is_empty(), "{:?}", plan.actions);
+    let refusal = condition(&plan, CONDITION_SPEND_CAP_EXCEEDED);
+    assert!(
+        refusal.message.contains("usdPerMonth"),
+        "{}",
+        refusal.message
+    );
+    let active_per_hour = w
+        .prices
+        .pool_of("NVIDIA A100-SXM4-80GB")
+        .unwrap()
+        .active_per_second
+        .unwrap()
+        * Decimal::from(3600 * 2);
+    assert!(plan.cost.unwrap().expected_per_hour >= active_per_hour);
+    // With room in the month, the chosen count is what RunPod is asked for.
+    let roomy = with(
+        &serde_norway::to_string(&auto).unwrap(),
+        "spendingCap: {usdPerMonth: \"5000\"}",
+    );
+    let plan = w.plan(&roomy);
+    let [Action::UpdateEndpoint { request, .. }] = plan.actions.as_slice() else {
+        panic!("{:?}", plan.actions)
+    };
+    assert_eq!(request.workers.unwrap().min, Some(2));
 }

@@ -53,6 +53,7 @@ fn workspace(cap: u32, action: &str, runway: u32, workloads: Vec<GpuWorkload>) -
         workloads,
         volumes: vec![],
         secrets: BTreeMap::new(),
+        auto: Default::default(),
     }
 }
 

@@ -140,6 +140,7 @@ fn examples() -> Workspace {
         workloads: vec![],
         volumes: vec![],
         secrets: BTreeMap::new(),
+        auto: Default::default(),
     };
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
@@ -671,6 +672,7 @@ async fn a_thousand_workloads_in_sync_cost_three_list_calls_and_no_writes() {
         workloads,
         volumes: Vec::<NetworkVolume>::new(),
         secrets: BTreeMap::new(),
+        auto: Default::default(),
     };
     op.converge(&ws).await;
     assert_eq!(op.calls("POST", "/v2/pods"), 1000);

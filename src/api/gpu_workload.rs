@@ -61,8 +61,8 @@ use super::{DeletionPolicy, LocalObjectRef, ManagementPolicy, SecretKeySelector,
         .message("spec.serverless applies only to type Serverless or Auto: remove it, or set spec.type to Serverless"),
     validation = Rule::new("self.type == 'Pod' || has(self.serverless)")
         .message("spec.serverless is required when spec.type is Serverless or Auto: set at least spec.serverless.maxWorkers"),
-    validation = Rule::new("self.type != 'Serverless' || !has(self.volume)")
-        .message("spec.volume (a pod volume) applies only to type Pod or Auto: remove it, or attach a NetworkVolume through spec.networkVolumes"),
+    validation = Rule::new("self.type == 'Pod' || !has(self.volume)")
+        .message("spec.volume (a pod volume) applies only to type Pod: it cannot follow an Auto workload to Serverless; attach a NetworkVolume through spec.networkVolumes instead (both sides mount it)"),
     validation = Rule::new("self.type != 'Serverless' || !has(self.state)")
         .message("spec.state applies only to type Pod or Auto: remove it; a Serverless endpoint scales with spec.serverless.activeWorkers and maxWorkers"),
     validation = Rule::new("self.type != 'Serverless' || !has(self.stoppedVolumePolicy)")
@@ -77,7 +77,9 @@ use super::{DeletionPolicy, LocalObjectRef, ManagementPolicy, SecretKeySelector,
 pub struct GpuWorkloadSpec {
     /// How the workload runs: `Pod` (a long-lived container billed per second while it
     /// exists), `Serverless` (an endpoint whose workers are billed per second while they run),
-    /// or `Auto` (the operator chooses from measured utilisation).
+    /// or `Auto` (starts as Serverless; the operator moves it to one Pod when the measured
+    /// window shows the Pod cheaper by `spec.measurement.switchMarginPercent`, the endpoint
+    /// serving until the pod does; `status.runsAs` says which).
     #[serde(rename = "type")]
     pub workload_type: WorkloadType,
 
@@ -185,6 +187,50 @@ pub struct GpuWorkloadSpec {
     /// first. Default 0.
     #[serde(default)]
     pub priority: i32,
+
+    /// How the operator measures the workload's use (for `status.utilisation`, the cost
+    /// advice, `workerClass: Auto` and `type: Auto`). Defaults: a 7-day window, a 10% margin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measurement: Option<MeasurementSpec>,
+}
+
+/// The trailing window of measured use, and the margin `Auto` needs before it changes
+/// anything.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MeasurementSpec {
+    /// Days of measured use the advice and `Auto` look at (1-7). Default 7.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 7").message("spec.measurement.windowDays must be between 1 and 7"))]
+    pub window_days: Option<u32>,
+    /// How much cheaper, in percent of what runs now over the window, another way must be
+    /// before `Auto` switches to it (0-90). A workload at a break-even never flaps. Default 10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 0 && self <= 90").message("spec.measurement.switchMarginPercent must be between 0 and 90"))]
+    pub switch_margin_percent: Option<u32>,
+}
+
+impl GpuWorkloadSpec {
+    /// The measurement window, in hours.
+    pub fn window_hours(&self) -> u32 {
+        self.measurement
+            .as_ref()
+            .and_then(|m| m.window_days)
+            .unwrap_or(7)
+            .clamp(1, 7)
+            * 24
+    }
+
+    /// The margin `Auto` needs, as a fraction.
+    pub fn switch_margin(&self) -> rust_decimal::Decimal {
+        let percent = self
+            .measurement
+            .as_ref()
+            .and_then(|m| m.switch_margin_percent)
+            .unwrap_or(10)
+            .min(90);
+        rust_decimal::Decimal::new(i64::from(percent), 2)
+    }
 }
 
 /// Whether replacing a pod may destroy its volume's data without approval.
@@ -204,7 +250,8 @@ pub enum WorkloadType {
     Pod,
     /// A RunPod Serverless endpoint.
     Serverless,
-    /// The operator chooses Pod or Serverless from measured utilisation.
+    /// The operator chooses: Serverless until the measured use shows one Pod cheaper by the
+    /// margin, then a Pod (make-before-break). Refuses `spec.volume`.
     Auto,
 }
 
@@ -514,6 +561,10 @@ pub struct GpuWorkloadStatus {
     /// condition says it in words; informational, it never blocks `Ready`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recommendation: Option<Recommendation>,
+    /// `type: Auto`: the side the operator chose, `Pod` or `Serverless` (runpodId names its
+    /// object once it exists; the old side goes once the new one is ready).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runs_as: Option<WorkloadType>,
 }
 
 /// Measured use over a trailing window.

@@ -24,7 +24,9 @@ use super::{CliError, OutputFormat, ops::ManifestArgs, render, workspace};
 use crate::{
     api::{GpuWorkload, WorkloadType},
     engine::{
-        advice::{Advice, Concurrency, Config, advise, flex_seconds_of, serverless_rates},
+        advice::{
+            Advice, AutoDecision, Concurrency, Config, advise, flex_seconds_of, serverless_rates,
+        },
         prices::PriceCatalogue,
     },
     reconcile::plan_workspace,
@@ -166,22 +168,91 @@ fn w_key(w: &GpuWorkload) -> String {
     )
 }
 
-/// The advice for one endpoint from its hourly billing records. Pure, for the tests.
-pub fn report(
-    w: &GpuWorkload,
-    key: String,
-    endpoint_id: String,
+/// `Auto` in the CLI, as the controller does it: for each workload with `workerClass: Auto`
+/// or `type: Auto` that runs as an endpoint (and is not mid-switch), the endpoint's hourly
+/// bill over the spec's window, and what `Auto` does with it (see
+/// [`crate::engine::advice::auto_decide`]). One billing read per such workload; a workload
+/// whose bill cannot be read is left out (it keeps what RunPod runs), and said on stderr.
+pub async fn measure_auto(
+    ws: &crate::reconcile::Workspace,
+    inventory: &crate::reconcile::inventory::Inventory,
+    prices: &PriceCatalogue,
+) -> std::collections::BTreeMap<String, AutoDecision> {
+    use crate::{api::WorkerClass, engine::identity::Owner};
+    let snapshot = inventory.snapshot();
+    let mut chosen = std::collections::BTreeMap::new();
+    for w in &ws.workloads {
+        let type_auto = w.spec.workload_type == WorkloadType::Auto;
+        let class_auto = w
+            .spec
+            .serverless
+            .as_ref()
+            .is_some_and(|s| s.worker_class == WorkerClass::Auto);
+        if !(type_auto || class_auto) {
+            continue;
+        }
+        let owner = Owner::of(
+            w.metadata.namespace.as_deref(),
+            w.metadata.name.as_deref().unwrap_or_default(),
+            w.metadata.uid.as_deref(),
+        );
+        let name = owner.runpod_name();
+        // A pod of a `type: Auto` workload: it runs as a Pod (or is becoming one).
+        if type_auto && snapshot.pod_of(None, &name).is_some() {
+            continue;
+        }
+        let Some(endpoint) = snapshot.endpoint_of(None, &name) else {
+            continue;
+        };
+        let Ok(rates) = serverless_rates(&w.spec, prices) else {
+            continue;
+        };
+        let query = BillingQuery {
+            bucket_size: Some("hour".into()),
+            id: Some(endpoint.id.clone()),
+            last_n: Some(w.spec.window_hours() + 1),
+            ..BillingQuery::default()
+        };
+        let measured = match inventory
+            .client()
+            .billing(BillingKind::Serverless, &query)
+            .await
+        {
+            Ok(bill) => bill
+                .window()
+                .ok_or_else(|| "the answer says no window".to_string())
+                .and_then(|(start, end)| hourly(&bill.records, start, end)),
+            Err(e) => Err(e.to_string()),
+        };
+        match measured {
+            Ok((billed, _)) => {
+                let side = type_auto.then_some(WorkloadType::Serverless);
+                let active = endpoint.workers.min.unwrap_or(0);
+                let (_, decision) =
+                    crate::engine::advice::auto_decide(&w.spec, side, active, &billed, &rates);
+                if let Some(why) = &decision.held {
+                    eprintln!("{}: {why}", owner.key());
+                }
+                chosen.insert(owner.key(), decision);
+            }
+            Err(why) => eprintln!(
+                "{}: Auto keeps what runs: the billing of endpoint {} could not be read ({why})",
+                owner.key(),
+                endpoint.id
+            ),
+        }
+    }
+    chosen
+}
+
+/// The whole hours of an hourly bill (USD each, oldest first) from the first billed hour, and
+/// that hour's offset in the window. Every record must be readable: an answer with one that
+/// is not is refused whole (nothing is measured on half a bill).
+fn hourly(
     records: &[Value],
     start: Timestamp,
     end: Timestamp,
-    prices: &PriceCatalogue,
-) -> Result<Report, String> {
-    let (active, max_workers) = w
-        .spec
-        .serverless
-        .as_ref()
-        .map_or((0, 1), |s| (s.active_workers, s.max_workers.max(1)));
-    let rates = serverless_rates(&w.spec, prices)?;
+) -> Result<(Vec<Decimal>, usize), String> {
     // Whole hours only: the last bucket of the window is the hour in progress.
     let span = (end.as_second() - start.as_second()) / 3600;
     if !(2..=24 * 32).contains(&span) {
@@ -220,7 +291,27 @@ pub fn report(
             hours
         ));
     };
-    let flex_seconds = flex_seconds_of(&billed[first..], active, &rates);
+    Ok((billed.split_off(first), first))
+}
+
+/// The advice for one endpoint from its hourly billing records. Pure, for the tests.
+pub fn report(
+    w: &GpuWorkload,
+    key: String,
+    endpoint_id: String,
+    records: &[Value],
+    start: Timestamp,
+    end: Timestamp,
+    prices: &PriceCatalogue,
+) -> Result<Report, String> {
+    let (active, max_workers) = w
+        .spec
+        .serverless
+        .as_ref()
+        .map_or((0, 1), |s| (s.active_workers, s.max_workers.max(1)));
+    let rates = serverless_rates(&w.spec, prices)?;
+    let (billed, first) = hourly(records, start, end)?;
+    let flex_seconds = flex_seconds_of(&billed, active, &rates);
     let usage = Concurrency::from_hours(active, &flex_seconds);
     let current = Config::Serverless { active };
     // A Pod is an alternative only where the workload could run as one: the operator's

@@ -194,7 +194,7 @@ async fn demo() -> Result<ExitCode, CliError> {
     let (prices, _) = crate::reconcile::live_prices(&client)
         .await
         .map_err(CliError::RunPod)?;
-    let demo = Demo {
+    let mut demo = Demo {
         prices,
         inventory: Inventory::new(client, Duration::ZERO),
         http: tls::http_client_builder()
@@ -350,6 +350,47 @@ async fn demo() -> Result<ExitCode, CliError> {
                 .map_err(CliError::Usage)?;
         print!("{}", super::advise::table(&[report]));
     }
+
+    step(
+        "7. image-matting declared `workerClass: Auto`, maxWorkers 10 (a 2-day window, a 5% margin, 4000 USD a month), then runpod-operator apply",
+    );
+    // `Auto` acts on the measured window, as in the controller: the two busy days above.
+    if let Some(w) = demo
+        .ws
+        .workloads
+        .iter_mut()
+        .find(|w| w.metadata.name.as_deref() == Some("image-matting"))
+    {
+        if let Some(settings) = w.spec.serverless.as_mut() {
+            settings.worker_class = crate::api::WorkerClass::Auto;
+            settings.active_workers = 0;
+            // The balance has fallen in two busy days, and with it RunPod's worker quota.
+            settings.max_workers = 10;
+        }
+        w.spec.measurement = Some(crate::api::MeasurementSpec {
+            window_days: Some(2),
+            switch_margin_percent: Some(5),
+        });
+        if let Some(cap) = w.spec.spending_cap.usd_per_month.as_mut() {
+            *cap = serde_json::from_value(json!("4000"))
+                .map_err(|e| CliError::Usage(e.to_string()))?;
+        }
+    }
+    demo.ws.auto = super::advise::measure_auto(&demo.ws, &demo.inventory, &demo.prices).await;
+    let active_now = |demo: &Demo| {
+        demo.inventory
+            .snapshot()
+            .endpoint(&matting)
+            .and_then(|e| e.workers.min)
+            .unwrap_or(0)
+    };
+    let before = active_now(&demo);
+    demo.apply().await?;
+    demo.inventory.refresh().await.map_err(CliError::RunPod)?;
+    println!(
+        "Auto: active workers {before} -> {} on endpoint {matting} (always on at the active rate, within maxWorkers and every cap)",
+        active_now(&demo)
+    );
 
     println!("\nDemo finished in {}.", demo.elapsed());
     Ok(ExitCode::SUCCESS)

@@ -275,7 +275,7 @@ fn now() -> k8s_openapi::jiff::Timestamp {
 }
 
 pub(super) fn run_plan(args: &PlanArgs) -> Result<ExitCode, CliError> {
-    let ws = workspace::load(&args.common.paths)?;
+    let mut ws = workspace::load(&args.common.paths)?;
     workspace::require_secrets(&ws)?;
     runtime()?.block_on(async {
         let conn = super::connect::connect(&args.common.runpod, &ws.account).await?;
@@ -283,6 +283,9 @@ pub(super) fn run_plan(args: &PlanArgs) -> Result<ExitCode, CliError> {
         let prices = conn.prices().await;
         conn.inventory.refresh().await.map_err(CliError::RunPod)?;
         warn_identity_gap(&conn.inventory);
+        // `Auto` acts on the measured use, as the controller does (one billing read per
+        // Auto workload that runs as an endpoint).
+        ws.auto = super::advise::measure_auto(&ws, &conn.inventory, &prices).await;
         let items = plan_workspace(&ws, &conn.inventory.snapshot(), &prices, now());
         print_items(&items, args.common.output, plan_table)?;
         Ok(plan_exit(&items))
@@ -396,7 +399,7 @@ fn confirm() -> Result<bool, CliError> {
 }
 
 pub(super) fn run_apply(args: &ApplyArgs) -> Result<ExitCode, CliError> {
-    let ws = workspace::load(&args.common.paths)?;
+    let mut ws = workspace::load(&args.common.paths)?;
     workspace::require_secrets(&ws)?;
     runtime()?.block_on(async {
         let conn = super::connect::connect(&args.common.runpod, &ws.account).await?;
@@ -404,6 +407,9 @@ pub(super) fn run_apply(args: &ApplyArgs) -> Result<ExitCode, CliError> {
         let prices = conn.prices().await;
         conn.inventory.refresh().await.map_err(CliError::RunPod)?;
         warn_identity_gap(&conn.inventory);
+        // `Auto` acts on the measured use, as the controller does (one billing read per
+        // Auto workload that runs as an endpoint).
+        ws.auto = super::advise::measure_auto(&ws, &conn.inventory, &prices).await;
         let items = plan_workspace(&ws, &conn.inventory.snapshot(), &prices, now());
         let table = args.common.output == OutputFormat::Table;
         let count = items.len();

@@ -136,6 +136,7 @@ pub fn from_texts<'a>(
         workloads: Vec::new(),
         volumes: Vec::new(),
         secrets: BTreeMap::new(),
+        auto: Default::default(),
     };
     let mut errors = Vec::new();
     // (kind, namespace, name) -> the file that declared it first.

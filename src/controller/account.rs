@@ -119,6 +119,7 @@ async fn apply(account: &RunPodAccount, ctx: &Context) -> Result<Action, Error> 
         workloads,
         volumes,
         secrets: Default::default(),
+        auto: Default::default(),
     };
     let found: Vec<Orphan> = orphans(&ws, &snapshot, &prices)
         .into_iter()

@@ -233,12 +233,14 @@ impl Usage {
 
     /// What was measured for `endpoint`: the read hours of the window that run without a gap
     /// up to the newest read, from the endpoint's first billed hour among them. `None` before
-    /// any billed hour (an endpoint that never ran, or nothing read yet).
-    pub fn measured(&self, endpoint: &str) -> Option<Measured> {
+    /// any billed hour (an endpoint that never ran, or nothing read yet). `window`: hours,
+    /// at most [`WINDOW_HOURS`].
+    pub fn measured(&self, endpoint: &str, window: u32) -> Option<Measured> {
+        let window = i64::from(window).clamp(1, WINDOW_HOURS);
         let state = self.lock();
         let newest = *state.read.last()?;
         let mut oldest = newest;
-        while oldest > newest - WINDOW_HOURS + 1 && state.read.contains(&(oldest - 1)) {
+        while oldest > newest - window + 1 && state.read.contains(&(oldest - 1)) {
             oldest -= 1;
         }
         let entries = state.billed.get(endpoint)?;
@@ -322,23 +324,23 @@ mod tests {
         );
         Usage::take(&mut state, 90..=100, found);
         *usage.state.lock().unwrap() = state;
-        let m = usage.measured("ep1").unwrap();
+        let m = usage.measured("ep1", 168).unwrap();
         let d = |s: &str| s.parse::<Decimal>().unwrap();
         assert_eq!(
             m.billed,
             vec![d("1.5"), d("0"), d("0"), d("2.5"), d("0"), d("0")]
         );
         assert_eq!(m.until, time_of(101));
-        assert_eq!(usage.measured("ep2").unwrap().billed, vec![d("3")]);
-        assert_eq!(usage.measured("ep3"), None);
-        assert_eq!(usage.measured("nobody"), None);
+        assert_eq!(usage.measured("ep2", 168).unwrap().billed, vec![d("3")]);
+        assert_eq!(usage.measured("ep3", 168), None);
+        assert_eq!(usage.measured("nobody", 168), None);
         // Hours 85-89 unread: a read of 80-84 does not join the window (a gap).
         Usage::take(
             &mut usage.state.lock().unwrap(),
             80..=84,
             vec![("ep1".into(), 80, 7.0)],
         );
-        assert_eq!(usage.measured("ep1").unwrap().billed.len(), 6);
+        assert_eq!(usage.measured("ep1", 168).unwrap().billed.len(), 6);
     }
 
     #[test]

@@ -89,6 +89,7 @@ async fn apply(v: Arc<NetworkVolume>, ctx: &Context) -> Result<Action, Error> {
             .collect(),
         volumes: ctx.volumes.state().iter().map(|x| (**x).clone()).collect(),
         secrets: Default::default(),
+        auto: Default::default(),
     };
     let mut item = {
         let snapshot = runtime.inventory.snapshot();

@@ -19,13 +19,10 @@ use crate::{
         CONDITION_COST_ADVICE, CONDITION_INSUFFICIENT_CREDIT, CONDITION_READY,
         CONDITION_RECONCILING, CONDITION_SPEND_CAP_EXCEEDED, DeletionPolicy, GpuWorkload,
         GpuWorkloadStatus, ManagementPolicy, Recommendation, RunPodAccount, Utilisation,
-        WorkerClass,
+        WorkerClass, WorkloadType,
     },
     engine::{
-        advice::{
-            Advice, Concurrency, Config, advice_status, advise, best_active, cost_of,
-            flex_seconds_of, serverless_rates,
-        },
+        advice::{Advice, advice_status, auto_decide, serverless_rates},
         identity::Owner,
         plan::{Action as Step, plan_delete},
         prices::PriceCatalogue,
@@ -150,6 +147,7 @@ fn workspace(
             .map(|v| (**v).clone())
             .collect(),
         secrets: BTreeMap::from([(namespace.to_string(), secrets)]),
+        auto: Default::default(),
     }
 }
 
@@ -184,29 +182,55 @@ fn stalled(w: &GpuWorkload) -> bool {
 }
 
 /// What the measured use says for one workload: the advice (with the end of the last hour
-/// measured) and, for `workerClass: Auto`, the active workers to run.
+/// measured), for `workerClass: Auto` the active workers to run, and for `type: Auto` the side
+/// to run as.
 #[derive(Default)]
 struct Measurement {
     advice: Option<(Advice, Timestamp)>,
     auto_active: Option<u32>,
+    auto_type: Option<WorkloadType>,
+    /// Why `Auto` does not take the cheaper way the advice names, if it does not.
+    held: Option<String>,
 }
 
-/// How much cheaper a new active-worker count must be, over the measured window, before
-/// `workerClass: Auto` changes it (so a workload at a break-even does not flap).
-const AUTO_MARGIN: Decimal = Decimal::from_parts(5, 0, 0, false, 2);
+/// The side a `type: Auto` workload runs as now: the one the status records, else the one
+/// RunPod runs (a pod of the workload: Pod), else Serverless.
+fn current_side(w: &GpuWorkload, snapshot: &Snapshot) -> WorkloadType {
+    let status = w.status.as_ref();
+    status.and_then(|s| s.runs_as).unwrap_or_else(|| {
+        let known = status.and_then(|s| s.runpod_id.as_deref());
+        if snapshot.pod_of(known, &owner(w).runpod_name()).is_some() {
+            WorkloadType::Pod
+        } else {
+            WorkloadType::Serverless
+        }
+    })
+}
 
-/// The advice for a serverless workload from its endpoint's measured billing, and what
-/// `workerClass: Auto` runs: unmeasured, what RunPod runs now (a restart changes nothing);
-/// measured, the best count of active workers when it is cheaper by more than [`AUTO_MARGIN`].
+/// The advice for a serverless workload from its endpoint's measured billing over the spec's
+/// window, and what `Auto` does with it. Unmeasured, what RunPod runs now stays (a restart
+/// changes nothing). Measured over the whole window (`spec.measurement.windowDays`),
+/// `workerClass: Auto` runs the best count of active workers and `type: Auto` moves to one
+/// Pod, each only when cheaper by more than the spec's margin
+/// (`spec.measurement.switchMarginPercent`). A Pod's own use is not measured yet: a
+/// workload `Auto` moved to a Pod stays one.
 fn measure(
     w: &GpuWorkload,
     usage: &super::usage::Usage,
     snapshot: &Snapshot,
     prices: &PriceCatalogue,
 ) -> Measurement {
+    let type_auto = w.spec.workload_type == WorkloadType::Auto;
+    let side = type_auto.then(|| current_side(w, snapshot));
     let Some(settings) = w.spec.serverless.as_ref() else {
         return Measurement::default();
     };
+    if side == Some(WorkloadType::Pod) {
+        return Measurement {
+            auto_type: side,
+            ..Measurement::default()
+        };
+    }
     let auto = settings.worker_class == WorkerClass::Auto;
     let id = w.status.as_ref().and_then(|s| s.runpod_id.as_deref());
     let running = id
@@ -218,36 +242,24 @@ fn measure(
     let keep = Measurement {
         advice: None,
         auto_active: running.filter(|_| auto),
+        auto_type: side,
+        held: None,
     };
     let (Some(id), Some(_)) = (id, running) else {
         return keep;
     };
-    let Some(measured) = usage.measured(id) else {
+    let Some(measured) = usage.measured(id, w.spec.window_hours()) else {
         return keep;
     };
     let Ok(rates) = serverless_rates(&w.spec, prices) else {
         return keep;
     };
-    let flex = flex_seconds_of(&measured.billed, active, &rates);
-    let histogram = Concurrency::from_hours(active, &flex);
-    let max = settings.max_workers.max(1);
-    let auto_active = auto.then(|| {
-        let best = best_active(&histogram, &rates, max);
-        let cost = |k| cost_of(Config::Serverless { active: k }, &histogram, &rates);
-        match (cost(best), cost(active)) {
-            (Some(new), Some(now))
-                if best != active && new < now * (Decimal::ONE - AUTO_MARGIN) =>
-            {
-                best
-            }
-            _ => active,
-        }
-    });
+    let (advice, decision) = auto_decide(&w.spec, side, active, &measured.billed, &rates);
     Measurement {
-        advice: advise(Config::Serverless { active }, &histogram, &rates, max, true)
-            .ok()
-            .map(|a| (a, measured.until)),
-        auto_active,
+        advice: advice.map(|a| (a, measured.until)),
+        auto_active: decision.active,
+        auto_type: decision.side,
+        held: decision.held,
     }
 }
 
@@ -258,6 +270,7 @@ async fn write_status(
     current_per_hour: Decimal,
     placed: Option<&crate::runpod::types::PodGpu>,
     measured: Option<(Utilisation, Recommendation)>,
+    runs_as: Option<WorkloadType>,
 ) -> Result<GpuWorkloadStatus, Error> {
     let api: Api<GpuWorkload> =
         Api::namespaced(ctx.client.clone(), &w.namespace().unwrap_or_default());
@@ -282,6 +295,15 @@ async fn write_status(
     if let Some((utilisation, recommendation)) = measured {
         status.utilisation = Some(utilisation);
         status.recommendation = Some(recommendation);
+    } else if runs_as == Some(WorkloadType::Pod) {
+        // A Pod's own use is not measured: the measurement that moved it stays as the evidence
+        // (its measuredUntil says how old it is).
+        let previous = w.status.as_ref();
+        status.utilisation = previous.and_then(|s| s.utilisation.clone());
+        status.recommendation = previous.and_then(|s| s.recommendation.clone());
+    }
+    if runs_as.is_some() {
+        status.runs_as = runs_as;
     }
     apply_status(&api, w, w.status.as_ref(), &status).await?;
     Ok(status)
@@ -308,7 +330,7 @@ async fn apply(w: Arc<GpuWorkload>, ctx: &Context) -> Result<Action, Error> {
             .plan_workload(&w, None);
     if precheck.verdicts.iter().any(|v| v.reason == "InvalidSpec") {
         let was_stalled = stalled(&w);
-        write_status(&w, ctx, &precheck, Decimal::ZERO, None, None).await?;
+        write_status(&w, ctx, &precheck, Decimal::ZERO, None, None, None).await?;
         if !was_stalled {
             let message = precheck
                 .reason()
@@ -346,13 +368,27 @@ async fn apply(w: Arc<GpuWorkload>, ctx: &Context) -> Result<Action, Error> {
     let view = AccountView::with_total(&ws, &snapshot, &prices, now, total_worst);
     // What other reconciles of the account approved and RunPod does not bill yet.
     let (pending, ledger) = runtime.inventory.pending(&key);
-    let measurement = measure(&w, &runtime.usage, &snapshot, &prices);
-    let budget = Budget {
+    let mut measurement = measure(&w, &runtime.usage, &snapshot, &prices);
+    let mut budget = Budget {
         others_worst_per_hour: Some(others_worst),
         pending,
         auto_active: measurement.auto_active,
+        auto_type: measurement.auto_type,
     };
     let mut item = view.plan_within(&w, None, &budget);
+    // `type: Auto` chose the other side, and the money rules refuse it: the workload stays as
+    // it is (serving), and the advice says why it did not move.
+    let side_now =
+        (w.spec.workload_type == WorkloadType::Auto).then(|| current_side(&w, &snapshot));
+    let mut switch_refused = None;
+    if measurement.auto_type != side_now
+        && let Some(refusal) = spend_refused(&item)
+    {
+        switch_refused = Some(refusal);
+        measurement.auto_type = side_now;
+        budget.auto_type = side_now;
+        item = view.plan_within(&w, None, &budget);
+    }
     let victim = ctx
         .account_totals(&name, |t| view.credit_victims_ranked(t.ranking()))
         .contains(&key);
@@ -394,6 +430,7 @@ async fn apply(w: Arc<GpuWorkload>, ctx: &Context) -> Result<Action, Error> {
             None,
             &Budget {
                 auto_active: measurement.auto_active,
+                auto_type: measurement.auto_type,
                 ..Budget::default().with_others(others_worst)
             },
         );
@@ -425,12 +462,54 @@ async fn apply(w: Arc<GpuWorkload>, ctx: &Context) -> Result<Action, Error> {
         .and_then(|s| s.conditions.iter().find(|c| c.type_ == CONDITION_READY))
         .map(|c| c.status == "True");
     let measured = measurement.advice.as_ref().map(|(advice, until)| {
-        let (utilisation, recommendation, verdict) = advice_status(advice, &until.to_string());
+        let (utilisation, recommendation, mut verdict) = advice_status(advice, &until.to_string());
+        if let Some(why) = &switch_refused {
+            verdict.message = format!("{}; type Auto did not switch: {why}", verdict.message);
+        } else if let Some(why) = &measurement.held {
+            verdict.message = format!("{}; {why}", verdict.message);
+        }
         item.verdicts.push(verdict);
         (utilisation, recommendation)
     });
     let advised = measured.as_ref().map(|(_, r)| r.clone());
-    let status = write_status(&w, ctx, &item, current_per_hour, placed.as_ref(), measured).await?;
+    let status = write_status(
+        &w,
+        ctx,
+        &item,
+        current_per_hour,
+        placed.as_ref(),
+        measured,
+        measurement.auto_type,
+    )
+    .await?;
+    // `type: Auto` changed side: said once, with the evidence.
+    if let (Some(now), Some(before)) = (measurement.auto_type, side_now)
+        && now != before
+    {
+        let evidence = measurement
+            .advice
+            .as_ref()
+            .map(|(a, _)| {
+                format!(
+                    "measured {} h, busy {} h/day: {} costs {}/month instead of {}",
+                    a.window_hours,
+                    a.busy_hours_per_day,
+                    a.best.config,
+                    a.best.per_month,
+                    a.current.per_month
+                )
+            })
+            .unwrap_or_default();
+        ctx.event(
+            &*w,
+            false,
+            "AutoSwitch",
+            format!(
+                "type Auto: switching from {before:?} to {now:?} ({evidence}); the old side keeps serving until the new one is ready"
+            ),
+        )
+        .await;
+    }
     // The advice is announced when it changes to a new cheaper configuration.
     if let Some(advised) = &advised
         && advised.saving_per_month.0 > Decimal::ZERO
@@ -518,6 +597,16 @@ fn refused(
     conditions
         .iter()
         .any(|c| c.type_ == kind && c.status == "True" && c.reason != "LowRunway")
+}
+
+/// Why the money rules refused what the plan wanted to spend, if they did.
+fn spend_refused(item: &Item) -> Option<String> {
+    item.spend.as_ref().filter(|s| !s.approved)?;
+    Some(
+        item.reason()
+            .map(|r| r.message.clone())
+            .unwrap_or_else(|| "the money rules refuse it".to_string()),
+    )
 }
 
 /// What the tracked object costs per hour: a pod's reported cost, else the expected cost.

@@ -461,6 +461,94 @@ pub fn switch_to(advice: &Advice, margin: Decimal) -> Option<Config> {
     .then_some(best.config)
 }
 
+/// What `Auto` does with a measurement (see [`auto_decide`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AutoDecision {
+    /// `workerClass: Auto`: the active workers to run (`None` for another worker class).
+    pub active: Option<u32>,
+    /// `type: Auto`: the side to run as (`None` for another type).
+    pub side: Option<crate::api::WorkloadType>,
+    /// Why `Auto` leaves the cheaper way the advice names, if it does.
+    pub held: Option<String>,
+}
+
+/// The advice for a serverless workload measured as `billed` (USD per hour, oldest first,
+/// from its endpoint's hourly bill while it ran `active` always-on workers), and what `Auto`
+/// does with it. `side`: the side a `type: Auto` workload runs as now (`None` for another
+/// type). `Auto` acts only on a whole window (`spec.measurement.windowDays`) and only when
+/// the new way is cheaper than what runs by more than the spec's margin; `type: Auto` moves
+/// to one Pod only (a workload is one pod). Pure: the controller and the CLI both call it.
+pub fn auto_decide(
+    spec: &crate::api::GpuWorkloadSpec,
+    side: Option<crate::api::WorkloadType>,
+    active: u32,
+    billed: &[Decimal],
+    rates: &Rates,
+) -> (Option<Advice>, AutoDecision) {
+    use crate::api::{WorkerClass, WorkloadType};
+    let Some(settings) = spec.serverless.as_ref() else {
+        return (None, AutoDecision::default());
+    };
+    let auto = settings.worker_class == WorkerClass::Auto;
+    let margin = spec.switch_margin();
+    let window = spec.window_hours();
+    let whole = billed.len() >= usize::try_from(window).unwrap_or(usize::MAX);
+    let histogram = Concurrency::from_hours(active, &flex_seconds_of(billed, active, rates));
+    let max = settings.max_workers.max(1);
+    let auto_active = auto.then(|| {
+        if !whole {
+            return active;
+        }
+        let best = best_active(&histogram, rates, max);
+        let cost = |k| cost_of(Config::Serverless { active: k }, &histogram, rates);
+        match (cost(best), cost(active)) {
+            (Some(new), Some(now)) if best != active && new < now * (Decimal::ONE - margin) => best,
+            _ => active,
+        }
+    });
+    let advice = advise(Config::Serverless { active }, &histogram, rates, max, true).ok();
+    let auto_side = side.map(
+        |side| match advice.as_ref().and_then(|a| switch_to(a, margin)) {
+            Some(Config::Pod { count: 1 }) if whole && side == WorkloadType::Serverless => {
+                WorkloadType::Pod
+            }
+            _ => side,
+        },
+    );
+    let held = advice.as_ref().and_then(|a| {
+        let acted = auto_active.is_some_and(|k| k != active) || auto_side != side;
+        let cheaper = a.best.config != a.current.config && a.saving_per_month > Decimal::ZERO;
+        let automatic = match a.best.config {
+            Config::Pod { .. } => side.is_some(),
+            Config::Serverless { .. } => auto,
+        };
+        if acted || !cheaper || !automatic {
+            return None;
+        }
+        Some(match a.best.config {
+            _ if !whole => format!(
+                "Auto acts on a whole window of {window} h and {} h are measured",
+                billed.len()
+            ),
+            Config::Pod { count } if count > 1 => format!(
+                "{count} pods would serve the busiest hour and a workload runs one pod, so Auto stays Serverless"
+            ),
+            _ => format!(
+                "Auto keeps it: the saving is within the {}% margin (spec.measurement.switchMarginPercent)",
+                (margin * Decimal::from(100)).normalize()
+            ),
+        })
+    });
+    (
+        advice,
+        AutoDecision {
+            active: auto_active,
+            side: auto_side,
+            held,
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -677,5 +765,124 @@ mod tests {
         assert_eq!(verdict.reason, "CurrentIsCheapest");
         assert_eq!(recommendation.configuration, flex.to_string());
         assert_eq!(recommendation.saving_per_month.0, Decimal::ZERO);
+    }
+
+    fn auto_spec(extra: serde_json::Value) -> crate::api::GpuWorkloadSpec {
+        let mut spec = serde_json::json!({
+            "type": "Auto", "image": "img:1", "gpu": {"types": [A100]},
+            "serverless": {"maxWorkers": 1},
+            "measurement": {"windowDays": 2},
+            "spendingCap": {"usdPerHour": "9"}
+        });
+        if let (Some(base), serde_json::Value::Object(more)) = (spec.as_object_mut(), extra) {
+            base.extend(more);
+        }
+        serde_json::from_value(spec).unwrap()
+    }
+
+    /// `hours` hours of one flex worker busy `fraction` of each, as RunPod bills them.
+    fn billed(hours: usize, fraction: Decimal, rates: &Rates) -> Vec<Decimal> {
+        vec![rates.flex_per_second * Decimal::from(SECONDS_PER_HOUR) * fraction; hours]
+    }
+
+    #[test]
+    fn type_auto_moves_to_a_pod_only_on_a_whole_window_past_the_margin() {
+        use crate::api::WorkloadType::{Pod, Serverless};
+        let rates = a100();
+        let spec = auto_spec(serde_json::json!({}));
+        // 22 busy hours a day: the Pod is about a quarter cheaper.
+        let busy = Decimal::new(22, 0) / Decimal::from(24);
+        // Half a window: no move, and the advice says why.
+        let (advice, decision) = auto_decide(
+            &spec,
+            Some(Serverless),
+            0,
+            &billed(24, busy, &rates),
+            &rates,
+        );
+        assert_eq!(advice.unwrap().best.config, Config::Pod { count: 1 });
+        assert_eq!(decision.side, Some(Serverless));
+        assert!(
+            decision
+                .held
+                .unwrap()
+                .contains("whole window of 48 h and 24 h")
+        );
+        // The whole window: it moves.
+        let (_, decision) = auto_decide(
+            &spec,
+            Some(Serverless),
+            0,
+            &billed(48, busy, &rates),
+            &rates,
+        );
+        assert_eq!((decision.side, decision.held), (Some(Pod), None));
+        // At 17.5 h a day the Pod is cheaper, but by less than the 10% margin: it stays.
+        let near = Decimal::new(175, 1) / Decimal::from(24);
+        let (advice, decision) = auto_decide(
+            &spec,
+            Some(Serverless),
+            0,
+            &billed(48, near, &rates),
+            &rates,
+        );
+        assert_eq!(advice.unwrap().best.config, Config::Pod { count: 1 });
+        assert_eq!(decision.side, Some(Serverless));
+        assert!(decision.held.unwrap().contains("within the 10% margin"));
+        // A margin of 0 moves it; a workload not of type Auto never moves.
+        let eager = auto_spec(
+            serde_json::json!({"measurement": {"windowDays": 2, "switchMarginPercent": 0}}),
+        );
+        let (_, decision) = auto_decide(
+            &eager,
+            Some(Serverless),
+            0,
+            &billed(48, near, &rates),
+            &rates,
+        );
+        assert_eq!(decision.side, Some(Pod));
+        let (_, decision) = auto_decide(&eager, None, 0, &billed(48, busy, &rates), &rates);
+        assert_eq!((decision.side, decision.held), (None, None));
+    }
+
+    #[test]
+    fn type_auto_stays_serverless_when_the_busiest_hour_needs_more_than_one_pod() {
+        use crate::api::WorkloadType::Serverless;
+        let rates = a100();
+        let spec = auto_spec(serde_json::json!({"serverless": {"maxWorkers": 3}}));
+        // Three workers busy all the time: three pods would be cheapest.
+        let (advice, decision) = auto_decide(
+            &spec,
+            Some(Serverless),
+            0,
+            &billed(48, Decimal::from(3), &rates),
+            &rates,
+        );
+        let advice = advice.unwrap();
+        assert!(
+            advice
+                .options
+                .iter()
+                .any(|o| o.config == Config::Pod { count: 3 }),
+            "{:?}",
+            advice.options
+        );
+        assert_eq!(decision.side, Some(Serverless));
+    }
+
+    #[test]
+    fn worker_class_auto_sets_the_best_active_count_on_a_whole_window_only() {
+        let rates = a100();
+        let spec = auto_spec(serde_json::json!({
+            "type": "Serverless",
+            "serverless": {"workerClass": "Auto", "maxWorkers": 4}
+        }));
+        // Two workers busy all the time: two active ones pay off.
+        let two = billed(48, Decimal::from(2), &rates);
+        let (_, decision) = auto_decide(&spec, None, 0, &two, &rates);
+        assert_eq!(decision.active, Some(2));
+        let (_, decision) = auto_decide(&spec, None, 0, &two[..47], &rates);
+        assert_eq!(decision.active, Some(0), "half a window changes nothing");
+        assert!(decision.held.is_some());
     }
 }

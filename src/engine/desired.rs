@@ -40,6 +40,9 @@ pub struct References {
     /// `spec.serverless.workerClass: Auto`: the active workers the measured use says pay off
     /// (the controller's measurement; `None`, as in the CLI, until measured: flex only).
     pub auto_active: Option<u32>,
+    /// `spec.type: Auto`: the side the workload runs as, `Pod` or `Serverless` (the
+    /// controller's choice, else what RunPod runs); `None`: Serverless.
+    pub auto_type: Option<WorkloadType>,
 }
 
 /// Why no desired state could be built.
@@ -161,8 +164,8 @@ fn invalid(path: &str, message: impl Into<String>) -> FieldError {
     }
 }
 
-/// Builds the desired state of a workload. `Auto` is planned as `Serverless` until measured
-/// utilisation can choose (flex workers cost nothing idle, the safe default).
+/// Builds the desired state of a workload. `Auto` runs as the side `refs.auto_type` names;
+/// `Serverless` until one is chosen (flex workers cost nothing idle, the safe default).
 pub fn desired(
     owner: &Owner,
     spec: &GpuWorkloadSpec,
@@ -170,25 +173,37 @@ pub fn desired(
     prices: &PriceCatalogue,
 ) -> Result<Desired, DesiredError> {
     let mut errors = Vec::new();
-    let serverless = spec.workload_type != WorkloadType::Pod;
+    let auto = spec.workload_type == WorkloadType::Auto;
+    let serverless = match spec.workload_type {
+        WorkloadType::Auto => refs.auto_type != Some(WorkloadType::Pod),
+        kind => kind == WorkloadType::Serverless,
+    };
 
-    // GPU types must be priced: the money rules cannot check what they cannot price.
+    // GPU types must be priced: the money rules cannot check what they cannot price. `Auto`
+    // may run either way, so it needs both prices.
     for (i, gpu) in spec.gpu.types.iter().enumerate() {
         let path = format!("spec.gpu.types[{i}]");
+        let pod_price = || prices.pod_per_hour(gpu, spec.gpu.cloud == Some(Cloud::Community));
         match prices.gpu(gpu) {
             Err(_) => errors.push(invalid(
                 &path,
                 format!("unknown GPU type {gpu:?}: use RunPod's exact id, such as \"NVIDIA A100-SXM4-80GB\""),
             )),
-            Ok(_) if serverless && prices.pool_of(gpu).is_err() => errors.push(invalid(
+            Ok(_) if (serverless || auto) && prices.pool_of(gpu).is_err() => errors.push(invalid(
                 &path,
                 format!("{gpu:?} has no known Serverless price: pick a type with a serverless pool, or use type Pod"),
             )),
-            Ok(_) if !serverless && prices.pod_per_hour(gpu, spec.gpu.cloud == Some(Cloud::Community)).is_err() => {
+            Ok(_) if (!serverless || auto) && pod_price().is_err() => {
                 errors.push(invalid(&path, format!("{gpu:?} has no known pod price on that cloud")))
             }
             Ok(_) => {}
         }
+    }
+    if auto && spec.volume.is_some() {
+        errors.push(invalid(
+            "spec.volume",
+            "a pod volume cannot follow an Auto workload to Serverless: attach a NetworkVolume through spec.networkVolumes instead (both sides mount it), or use type Pod",
+        ));
     }
     // A private image: the login comes from a Secret. A missing or unreadable Secret stalls
     // the workload (a human must fix it); nothing is created without the login.
@@ -283,7 +298,7 @@ pub fn desired(
             }
         }
     }
-    if serverless {
+    if serverless || auto {
         let mut seen = BTreeMap::new();
         for (i, (_, dc, _)) in volumes.iter().enumerate() {
             if let Some(first) = seen.insert(dc.clone(), i) {

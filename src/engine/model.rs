@@ -3,7 +3,7 @@
 //! it knows only the fields the planner compares.
 
 use super::plan::Action;
-use crate::runpod::types::{Endpoint, EndpointGpu, Pod, PodGpu, Workers};
+use crate::runpod::types::{Endpoint, EndpointGpu, Pod, PodGpu, PodRuntime, Workers};
 
 /// Applies one action to the observed objects. New ids come from `next_id`.
 pub fn apply(
@@ -45,6 +45,10 @@ pub fn apply(
                 cost: 1.0,
                 locked: false,
                 created_at: format!("2026-01-01T00:00:{:02}Z", *next_id % 60),
+                // The model's pods come up settled: serving, as a switch of side waits for.
+                runtime: Some(PodRuntime {
+                    uptime: Some(crate::engine::plan::SERVING_AFTER_SECONDS),
+                }),
             });
         }
         Action::UpdatePod { id, request, .. } => {

@@ -79,6 +79,7 @@ pub fn workload_status(
         stopped_since,
         utilisation: None,
         recommendation: None,
+        runs_as: previous.and_then(|p| p.runs_as),
     }
 }
 

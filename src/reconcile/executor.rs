@@ -78,6 +78,7 @@ fn create_of(action: &Action) -> Option<(String, MadeKind, &'static str, Option<
 async fn create_allowed(
     inventory: &Inventory,
     owner: &str,
+    kind: MadeKind,
     route: &str,
     replaces: Option<&str>,
 ) -> Result<(), Outcome> {
@@ -91,7 +92,9 @@ async fn create_allowed(
         return Ok(());
     };
     // A replace makes the second object on purpose; the old one goes once the new one runs.
-    if replaces == Some(made.id.as_str()) {
+    // So does a switch of side (the type changed): an object of the other kind is the old
+    // side, never a duplicate of this one.
+    if replaces == Some(made.id.as_str()) || made.kind != kind {
         return Ok(());
     }
     match inventory.confirm_gone(&made).await {
@@ -143,8 +146,8 @@ pub async fn execute(action: &Action, inventory: &Inventory) -> Outcome {
         });
     }
     let create = create_of(action);
-    if let Some((owner, _, route, replaces)) = &create
-        && let Err(outcome) = create_allowed(inventory, owner, route, *replaces).await
+    if let Some((owner, kind, route, replaces)) = &create
+        && let Err(outcome) = create_allowed(inventory, owner, *kind, route, *replaces).await
     {
         return outcome;
     }

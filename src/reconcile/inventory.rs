@@ -163,6 +163,17 @@ impl Snapshot {
         }
     }
 
+    /// The pod with RunPod id `known` if there is one, else the first named `name`.
+    pub fn pod_of(&self, known: Option<&str>, name: &str) -> Option<&Pod> {
+        let len = self.pods.len();
+        known
+            .and_then(|id| self.pod(id))
+            .or_else(|| match self.index.pods.by_name(len, name) {
+                Some(at) => at.map(|at| &self.pods[at]).filter(|p| p.name == name),
+                None => self.pods.iter().find(|p| p.name == name),
+            })
+    }
+
     /// The endpoint with RunPod id `known` if there is one, else the first named `name`.
     pub fn endpoint_of(&self, known: Option<&str>, name: &str) -> Option<&Endpoint> {
         let len = self.endpoints.len();

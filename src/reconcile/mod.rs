@@ -69,6 +69,9 @@ pub struct Workspace {
     pub volumes: Vec<NetworkVolume>,
     /// Secrets: namespace -> name -> key -> value.
     pub secrets: BTreeMap<String, BTreeMap<String, BTreeMap<String, String>>>,
+    /// What `Auto` chose from measured use, by workload (`namespace/name`), when a measurement
+    /// was made for this pass (the CLI's); a workload not listed keeps what RunPod runs.
+    pub auto: BTreeMap<String, crate::engine::advice::AutoDecision>,
 }
 
 /// The plan of one object, and what came of it.
@@ -137,6 +140,8 @@ pub struct Budget {
     pub pending: Pending,
     /// `workerClass: Auto`: the active workers the controller's measurement chose.
     pub auto_active: Option<u32>,
+    /// `type: Auto`: the side the controller's measurement chose.
+    pub auto_type: Option<crate::api::WorkloadType>,
 }
 
 impl Budget {
@@ -187,6 +192,7 @@ fn admit_in_order(view: &AccountView<'_>, workloads: &[GpuWorkload], planned: &m
             others_worst_per_hour: Some(settled + floors - floor_of[i] + approved_above_floor),
             pending: pending.clone(),
             auto_active: None,
+            auto_type: None,
         };
         let item = view.plan_within(&workloads[i], None, &budget);
         if let Some(spend) = item.spend.as_ref().filter(|s| s.approved) {

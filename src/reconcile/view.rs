@@ -192,6 +192,7 @@ impl<'a> AccountView<'a> {
                 .collect(),
             secrets: self.ws.secrets.get(namespace).cloned().unwrap_or_default(),
             auto_active: None,
+            auto_type: None,
         }
     }
 
@@ -214,15 +215,35 @@ impl<'a> AccountView<'a> {
         let mut refs = self.references(&namespace);
         // `workerClass: Auto` without a measurement (the CLI, a controller that has not read
         // the billing yet): what RunPod runs now stays; nothing is changed on no evidence.
-        refs.auto_active = budget.auto_active.or_else(|| {
-            let known = workload
-                .status
-                .as_ref()
-                .and_then(|s| s.runpod_id.as_deref());
-            self.snapshot
-                .endpoint_of(known, &owner.runpod_name())
-                .map(|e| e.workers.min.unwrap_or(0))
-        });
+        let chosen = self.ws.auto.get(&owner.key());
+        refs.auto_active = budget
+            .auto_active
+            .or(chosen.and_then(|c| c.active))
+            .or_else(|| {
+                let known = workload
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.runpod_id.as_deref());
+                self.snapshot
+                    .endpoint_of(known, &owner.runpod_name())
+                    .map(|e| e.workers.min.unwrap_or(0))
+            });
+        // `type: Auto`: the side the controller chose (recorded in the status), else the side
+        // RunPod runs (a pod of the workload: Pod), else Serverless.
+        if workload.spec.workload_type == crate::api::WorkloadType::Auto {
+            refs.auto_type = budget
+                .auto_type
+                .or(chosen.and_then(|c| c.side))
+                .or_else(|| {
+                    let status = workload.status.as_ref();
+                    status.and_then(|s| s.runs_as).or_else(|| {
+                        let known = status.and_then(|s| s.runpod_id.as_deref());
+                        self.snapshot
+                            .pod_of(known, &owner.runpod_name())
+                            .map(|_| crate::api::WorkloadType::Pod)
+                    })
+                });
+        }
         match desired(&owner, &workload.spec, &refs, self.prices) {
             Err(DesiredError::Invalid(errors)) => {
                 let message = errors

@@ -103,8 +103,8 @@ const EXPRESSIONS: [(&str, Expression); 15] = [
     ("self.type == 'Pod' || has(self.serverless)", |v| {
         Some(text(v, "type")? == "Pod" || has(v, "serverless")?)
     }),
-    ("self.type != 'Serverless' || !has(self.volume)", |v| {
-        not_on_endpoint(v, "volume")
+    ("self.type == 'Pod' || !has(self.volume)", |v| {
+        Some(text(v, "type")? == "Pod" || !has(v, "volume")?)
     }),
     ("self.type != 'Serverless' || !has(self.state)", |v| {
         not_on_endpoint(v, "state")

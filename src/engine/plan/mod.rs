@@ -39,11 +39,13 @@ mod endpoint;
 mod money;
 mod pod;
 mod registry;
+mod switch;
 mod volume;
 
 pub use action::{Action, Plan, Spend};
 pub use money::{Money, Pending, credit_order, credit_victims, credit_victims_ranked};
 pub use registry::plan_registry_delete;
+pub use switch::SERVING_AFTER_SECONDS;
 pub use volume::{VolumePlan, find_volume, plan_volume, plan_volume_delete};
 
 use std::{collections::BTreeMap, time::Duration};
@@ -304,15 +306,59 @@ impl Draft {
 /// Plans one workload.
 pub fn plan(desired: &Desired, observed: Observed<'_>, ctx: &Context<'_>) -> Plan {
     let management = ctx.spec.management_policy;
-    let cost = workload_cost(ctx.spec, ctx.prices, Usage::default()).ok();
+    // `workerClass: Auto` runs the active workers the measurement chose, not the spec's 0:
+    // the money rules see them (always on, at the active rate).
+    let chosen_active = match desired {
+        Desired::Endpoint(e)
+            if ctx
+                .spec
+                .serverless
+                .as_ref()
+                .is_some_and(|s| s.active_workers != e.workers_min) =>
+        {
+            Some(e.workers_min)
+        }
+        _ => None,
+    };
+    let cost = match chosen_active {
+        Some(active) => {
+            let mut spec = ctx.spec.clone();
+            if let Some(settings) = spec.serverless.as_mut() {
+                settings.active_workers = active;
+            }
+            workload_cost(&spec, ctx.prices, Usage::default()).ok()
+        }
+        None => workload_cost(ctx.spec, ctx.prices, Usage::default()).ok(),
+    };
     let mut draft = Draft::new();
     if management != ManagementPolicy::Paused {
+        // A switch of side (the type changed): while the old side still runs, what it spends
+        // now counts with the new side's worst case for every money rule.
+        let old = switch::old_side(desired, observed, ctx);
+        let overlap = old.per_hour(ctx.prices);
+        let admitted = cost.clone().map(|c| WorkloadCost {
+            expected_per_hour: c.expected_per_hour + overlap,
+            worst_case_per_hour: c.worst_case_per_hour + overlap,
+            ..c
+        });
         match desired {
-            Desired::Pod(pod) => plan_pod(pod, observed, ctx, cost.as_ref(), &mut draft),
+            Desired::Pod(pod) => plan_pod(pod, observed, ctx, admitted.as_ref(), &mut draft),
             Desired::Endpoint(endpoint) => {
-                plan_endpoint(endpoint, observed, ctx, cost.as_ref(), &mut draft)
+                plan_endpoint(endpoint, observed, ctx, admitted.as_ref(), &mut draft)
             }
         }
+        // An endpoint's current spend is its planned floor, which includes the overlap.
+        if draft.runpod_id.is_none() || matches!(desired, Desired::Pod(_)) {
+            draft.current_per_hour += overlap;
+        }
+        // The new pod, looked up only while a switch is under way.
+        let new_pod = match (&draft.runpod_id, desired) {
+            (Some(id), Desired::Pod(_)) if !old.is_empty() => {
+                observed.pods.iter().find(|p| &p.id == id)
+            }
+            _ => None,
+        };
+        switch::retire(&old, new_pod, desired, ctx, &mut draft);
         let container = match desired {
             Desired::Pod(pod) => &pod.container,
             Desired::Endpoint(endpoint) => &endpoint.container,

@@ -65,6 +65,28 @@ pub struct Pod {
     /// When it was created.
     #[serde(default)]
     pub created_at: String,
+    /// The live container: `null` until it runs (RunPod says `RUNNING` before the container's
+    /// services are up; `runtime` comes later).
+    #[serde(default)]
+    pub runtime: Option<PodRuntime>,
+}
+
+/// A running pod's live figures (`PodRuntime`): only what the operator reads.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+pub struct PodRuntime {
+    /// Seconds since the container started; a value that is not a whole number of seconds
+    /// reads as unknown.
+    #[serde(
+        default,
+        deserialize_with = "seconds",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub uptime: Option<u64>,
+}
+
+/// A count of seconds, or `None` for anything else (never a failed list for it).
+fn seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    Ok(serde_json::Value::deserialize(d)?.as_u64())
 }
 
 /// A pod's GPU.
