@@ -852,5 +852,153 @@ fn advise_reads_the_bill_and_recommends_a_pod_for_steady_traffic_and_flex_for_bu
         text.contains("mean busy workers by hour of the day"),
         "{text}"
     );
+
+    // Then the alternative is run for as long as was measured: the simulator's own bill for
+    // the Pod is what `advise` said it would cost, within 2%.
+    let steady_advice = &steady_report["advice"];
+    let hours: f64 = steady_advice["windowHours"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let stated_pod: f64 = steady_advice["best"]["windowCost"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    std::fs::write(
+        dir.join("endpoints.yaml"),
+        format!(
+            "{}---\n{}",
+            endpoint("steady")
+                .replace("type: Serverless", "type: Pod")
+                .replace("  serverless: {maxWorkers: 3, idleTimeoutSeconds: 5}\n", ""),
+            endpoint("bursty")
+        ),
+    )
+    .unwrap();
+    let switched = sim.run(&["apply", "--yes", "--interval", "1", "-f", d]);
+    assert_eq!(
+        code(&switched),
+        0,
+        "{}",
+        String::from_utf8_lossy(&switched.stderr)
+    );
+    let pods: serde_json::Value =
+        serde_json::from_str(&sim.http("RUNPOD_API_URL", "GET", "/v2/pods", "")).unwrap();
+    let pod = pods["pods"][0]["id"].as_str().unwrap().to_string();
+    let pod_gpu_billed = || {
+        let bill: serde_json::Value = serde_json::from_str(&sim.http(
+            "RUNPOD_API_URL",
+            "GET",
+            &format!("/v2/billing/pods?bucketSize=hour&podId={pod}"),
+            "",
+        ))
+        .unwrap();
+        bill["metadata"]["totals"]["gpuAmount"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("no gpuAmount: {bill}"))
+    };
+    let before = pod_gpu_billed();
+    sim.admin(
+        "POST",
+        "/_sim/clock",
+        &format!(r#"{{"advanceSeconds": {}}}"#, (hours * 3600.0).round()),
+    );
+    let ran = pod_gpu_billed() - before;
+    if std::env::var_os("ADVISE_SHOW").is_some() {
+        eprintln!("one Pod over {hours} h: advise said {stated_pod}, the simulator billed {ran}");
+    }
+    assert!(
+        (stated_pod - ran).abs() <= 0.02 * ran,
+        "advise said one Pod would cost {stated_pod} over {hours} h; the simulator billed {ran}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// `type: Auto` in the CLI, as in the controller: after a whole window (here one day) of one
+/// worker busy most of every hour, `apply` moves the endpoint to one Pod, make-before-break,
+/// and a second `apply` changes nothing.
+#[test]
+fn apply_moves_a_busy_type_auto_endpoint_to_a_pod_after_a_whole_window() {
+    let sim = SimProcess::start();
+    let dir = std::env::temp_dir().join(format!("runpod-operator-auto-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("auto.yaml"),
+        "apiVersion: runpod-operator.dev/v1alpha1\nkind: GpuWorkload\nmetadata: {name: busy, namespace: ml}\n\
+         spec:\n  type: Auto\n  image: img\n  gpu: {types: [\"NVIDIA A100-SXM4-80GB\"]}\n  \
+         serverless: {maxWorkers: 1}\n  measurement: {windowDays: 1}\n  spendingCap: {usdPerHour: \"6\"}\n",
+    )
+    .unwrap();
+    let d = dir.to_str().unwrap();
+    let apply = || {
+        sim.run(&[
+            "apply",
+            "--yes",
+            "--interval",
+            "1",
+            "--timeout",
+            "120",
+            "-f",
+            d,
+        ])
+    };
+    let applied = apply();
+    assert_eq!(
+        code(&applied),
+        0,
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    let count = |path: &str, list: &str| -> Vec<serde_json::Value> {
+        let raw = sim.http("RUNPOD_API_URL", "GET", path, "");
+        let body: serde_json::Value =
+            serde_json::from_str(&raw).unwrap_or_else(|e| panic!("{e}: {raw:?}"));
+        body[list].as_array().cloned().unwrap_or_default()
+    };
+    let endpoints = count("/v2/serverless", "endpoints");
+    assert_eq!(
+        (endpoints.len(), count("/v2/pods", "pods").len()),
+        (1, 0),
+        "Serverless first"
+    );
+    let id = endpoints[0]["id"].as_str().unwrap().to_string();
+    // 26 hours of 24 jobs of 100 s an hour: about 17 busy hours a day, the Pod cheaper.
+    sim.admin(
+        "POST",
+        "/_sim/traffic",
+        &format!(r#"{{"endpointId": "{id}", "hours": 26, "jobsPerHour": 24, "jobSeconds": 100}}"#),
+    );
+    let planned = sim.run(&["plan", "-f", d]);
+    let said = String::from_utf8_lossy(&planned.stdout);
+    assert!(said.contains("create pod"), "{said}");
+    assert!(
+        !said.contains("delete endpoint"),
+        "the endpoint stays until the pod serves: {said}"
+    );
+    let applied = apply();
+    assert_eq!(
+        code(&applied),
+        0,
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    let pods = count("/v2/pods", "pods");
+    assert_eq!(pods.len(), 1);
+    assert_eq!(pods[0]["status"], "RUNNING");
+    assert!(
+        count("/v2/serverless", "endpoints").is_empty(),
+        "the endpoint went once the pod served"
+    );
+    // Again: a Pod it stays, nothing is made.
+    let again = apply();
+    assert_eq!(
+        code(&again),
+        0,
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert_eq!(count("/v2/pods", "pods").len(), 1);
+    assert!(count("/v2/serverless", "endpoints").is_empty());
 }

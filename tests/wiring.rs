@@ -612,7 +612,7 @@ async fn measured_steady_traffic_is_advised_and_auto_sets_the_active_workers() {
     let w = eventually_status(&workloads, "steady", |s| {
         s.conditions.iter().any(|c| {
             c.type_ == "CostAdvice"
-                && (c.status == "False" || c.message.contains("within the 10% margin"))
+                && (c.status == "False" || c.message.contains("less than the 10% margin"))
         })
     })
     .await;

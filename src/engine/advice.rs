@@ -515,17 +515,22 @@ pub fn auto_decide(
             _ => side,
         },
     );
+    // What `Auto` could take and did not: the cheapest way when it is a Pod and the workload
+    // is of type Auto; else, for `workerClass: Auto`, the cheapest serverless way.
     let held = advice.as_ref().and_then(|a| {
-        let acted = auto_active.is_some_and(|k| k != active) || auto_side != side;
-        let cheaper = a.best.config != a.current.config && a.saving_per_month > Decimal::ZERO;
-        let automatic = match a.best.config {
-            Config::Pod { .. } => side.is_some(),
-            Config::Serverless { .. } => auto,
-        };
-        if acted || !cheaper || !automatic {
+        if auto_active.is_some_and(|k| k != active) || auto_side != side {
             return None;
         }
-        Some(match a.best.config {
+        let cheaper = |o: &&Costed| o.config != a.current.config && o.window_cost < a.current.window_cost;
+        let candidate = a
+            .options
+            .iter()
+            .filter(cheaper)
+            .find(|o| match o.config {
+                Config::Pod { .. } => side == Some(WorkloadType::Serverless),
+                Config::Serverless { .. } => auto,
+            })?;
+        Some(match candidate.config {
             _ if !whole => format!(
                 "Auto acts on a whole window of {window} h and {} h are measured",
                 billed.len()
@@ -533,8 +538,8 @@ pub fn auto_decide(
             Config::Pod { count } if count > 1 => format!(
                 "{count} pods would serve the busiest hour and a workload runs one pod, so Auto stays Serverless"
             ),
-            _ => format!(
-                "Auto keeps it: the saving is within the {}% margin (spec.measurement.switchMarginPercent)",
+            config => format!(
+                "Auto keeps what runs: {config} saves less than the {}% margin (spec.measurement.switchMarginPercent)",
                 (margin * Decimal::from(100)).normalize()
             ),
         })
@@ -828,7 +833,7 @@ mod tests {
         );
         assert_eq!(advice.unwrap().best.config, Config::Pod { count: 1 });
         assert_eq!(decision.side, Some(Serverless));
-        assert!(decision.held.unwrap().contains("within the 10% margin"));
+        assert!(decision.held.unwrap().contains("less than the 10% margin"));
         // A margin of 0 moves it; a workload not of type Auto never moves.
         let eager = auto_spec(
             serde_json::json!({"measurement": {"windowDays": 2, "switchMarginPercent": 0}}),
