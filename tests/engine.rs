@@ -1299,7 +1299,10 @@ fn a_type_change_keeps_the_old_endpoint_serving_until_the_new_pod_runs_then_dele
         ("RUNNING", Some(30)),
     ] {
         w.pods[0].status = status.into();
-        w.pods[0].runtime = uptime.map(|up| PodRuntime { uptime: Some(up) });
+        w.pods[0].runtime = uptime.map(|up| PodRuntime {
+            uptime: Some(up),
+            gpus: Vec::new(),
+        });
         let plan = w.plan(&pod);
         assert!(
             plan.actions.is_empty(),

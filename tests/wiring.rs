@@ -720,6 +720,113 @@ async fn type_auto_moves_a_busy_endpoint_to_a_pod_make_before_break() {
     assert_eq!(sides().unwrap().0, 0);
 }
 
+/// `type: Auto` on a Pod: the controller samples the pod's GPUs on each reconcile, by hour of
+/// the pod's uptime; once a whole window of hours shows it busy a fifth of the time, it moves
+/// the workload back to a flex endpoint, and deletes the pod only once the endpoint exists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn type_auto_moves_a_mostly_idle_pod_back_to_serverless() {
+    let h = Harness::new(20.0).await;
+    h.account(1).await;
+    h.create(json!({
+        "apiVersion": "runpod-operator.dev/v1alpha1", "kind": "GpuWorkload",
+        "metadata": {"name": "quiet", "namespace": "ml"},
+        "spec": {"type": "Pod", "image": "img:1", "gpu": {"types": [A100]},
+                 "spendingCap": {"usdPerHour": "8"}}
+    }))
+    .await;
+    let _a = h.start("a", Duration::from_secs(1));
+    eventually(Duration::from_secs(30), "the pod is Ready", || {
+        all_ready(&h)
+    })
+    .await;
+    let workloads: Api<GpuWorkload> = Api::namespaced(h.client.clone(), "ml");
+    let pod_id = workloads
+        .get("quiet")
+        .await
+        .unwrap()
+        .status
+        .and_then(|s| s.runpod_id)
+        .unwrap();
+    // Now `type: Auto`: what runs (the pod) stays until measured. (The cap holds the pod and
+    // two flex workers while both run.)
+    h.edit(
+        "ml",
+        "quiet",
+        json!({"type": "Auto", "serverless": {"maxWorkers": 2}, "measurement": {"windowDays": 1}}),
+    )
+    .await;
+    eventually_status(&workloads, "quiet", |s| {
+        s.runs_as == Some(WorkloadType::Pod)
+    })
+    .await;
+    h.sim_admin("pod-load", json!({"podId": pod_id, "gpuBusy": 0.2}))
+        .await;
+    // A day and more of uptime, an hour at a time, each hour sampled by a reconcile.
+    let key = h.sim.api_key.clone();
+    let sim = &h.sim.sim;
+    let counts = move || {
+        let key = key.clone();
+        sim.with_world(move |w| {
+            w.account(&key)
+                .map(|a| (a.pods.len(), a.endpoints.len()))
+                .unwrap_or_default()
+        })
+    };
+    let mut measured = None;
+    for _ in 0..27 {
+        h.sim_admin("clock", json!({"advanceSeconds": 3600})).await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let (pods, endpoints) = counts();
+        assert!(
+            pods + endpoints >= 1,
+            "the pod went before the endpoint was made"
+        );
+        if let Some(u) = workloads
+            .get("quiet")
+            .await
+            .ok()
+            .and_then(|w| w.status)
+            .filter(|s| s.runs_as == Some(WorkloadType::Pod))
+            .and_then(|s| s.utilisation)
+        {
+            measured = Some(u);
+        }
+    }
+    let started = Instant::now();
+    loop {
+        let (pods, endpoints) = counts();
+        // Make-before-break: never a moment with neither.
+        assert!(
+            pods + endpoints >= 1,
+            "the pod went before the endpoint was made"
+        );
+        if (pods, endpoints) == (0, 1) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no move back: {:?}",
+            workloads.get("quiet").await.ok().and_then(|w| w.status)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let w = eventually_status(&workloads, "quiet", |s| {
+        s.runs_as == Some(WorkloadType::Serverless)
+            && s.conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+    })
+    .await;
+    assert!(w.status.is_some());
+    let utilisation = measured.expect("the pod's measured use, in the status before the move");
+    let busy: f64 = utilisation.busy_hours_per_day.parse().unwrap();
+    assert!(
+        (1.0..=10.0).contains(&busy),
+        "about 4.8 busy hours a day: {utilisation:?}"
+    );
+    assert_eq!(h.creates(), 2, "one pod, then one endpoint");
+}
+
 /// The workload once its status satisfies `check`, within 30 s.
 async fn eventually_status(
     workloads: &Api<GpuWorkload>,

@@ -57,7 +57,24 @@ struct State {
     /// Endpoint id -> (hour, USD) for each billed hour, by hour.
     billed: HashMap<String, Vec<(i64, f32)>>,
     last_error: Option<String>,
+    /// Pod id -> its GPU samples.
+    pods: HashMap<String, PodSamples>,
 }
+
+/// A running pod's GPU samples, by hour of its container's uptime (RunPod's clock: the
+/// `runtime.uptime` it reports), so that a restarted container starts over.
+#[derive(Default)]
+struct PodSamples {
+    /// The last uptime seen, seconds.
+    uptime: u64,
+    /// Uptime hour -> (samples, samples with a GPU busy).
+    hours: std::collections::BTreeMap<u64, (u32, u32)>,
+    /// When it was last sampled (pods not sampled for [`KEEP_HOURS`] are forgotten).
+    seen: Option<Instant>,
+}
+
+/// A GPU at or above this percent of utilisation counts the pod as busy.
+pub const POD_BUSY_PERCENT: f64 = 10.0;
 
 /// The measurements of one account.
 #[derive(Default)]
@@ -261,6 +278,62 @@ impl Usage {
         })
     }
 
+    /// Takes one sample of a pod's GPUs, if it runs and RunPod says its utilisation: busy when
+    /// any GPU is at [`POD_BUSY_PERCENT`] or more. The controller samples a pod each time it
+    /// reconciles its workload (every resync at least). Not rebuilt after a restart: RunPod
+    /// keeps no history of it (a pod's bill is flat), so a restarted controller measures again.
+    pub fn sample_pod(&self, pod: &crate::runpod::types::Pod) {
+        let Some(runtime) = pod.runtime.as_ref().filter(|_| pod.status == "RUNNING") else {
+            return;
+        };
+        let (Some(uptime), false) = (runtime.uptime, runtime.gpus.is_empty()) else {
+            return;
+        };
+        let utils: Vec<f64> = runtime.gpus.iter().filter_map(|g| g.util).collect();
+        if utils.is_empty() {
+            return;
+        }
+        let busy = utils.iter().any(|u| *u >= POD_BUSY_PERCENT);
+        let mut state = self.lock();
+        let keep = Duration::from_secs(u64::try_from(KEEP_HOURS).unwrap_or(192) * 3600);
+        state
+            .pods
+            .retain(|_, p| p.seen.is_none_or(|at| at.elapsed() < keep));
+        let samples = state.pods.entry(pod.id.clone()).or_default();
+        if uptime < samples.uptime {
+            // The container restarted: its uptime hours begin again.
+            samples.hours.clear();
+        }
+        samples.uptime = uptime;
+        samples.seen = Some(Instant::now());
+        let hour = uptime / 3600;
+        let slot = samples.hours.entry(hour).or_default();
+        slot.0 = slot.0.saturating_add(1);
+        slot.1 = slot.1.saturating_add(u32::from(busy));
+        if let Some(oldest) = hour.checked_sub(u64::try_from(KEEP_HOURS).unwrap_or(192)) {
+            samples.hours.retain(|h, _| *h > oldest);
+        }
+    }
+
+    /// A pod's busy seconds per sampled hour (the busy share of its samples, times an hour)
+    /// over the last `window` whole hours of its uptime (the hour in progress is not one yet,
+    /// so the figures change hourly at most), oldest first; hours without a sample are left
+    /// out (so a window is whole only when every hour of it was sampled).
+    pub fn pod_measured(&self, pod: &str, window: u32) -> Option<Vec<Decimal>> {
+        let state = self.lock();
+        let samples = state.pods.get(pod)?;
+        let current = *samples.hours.keys().next_back()?;
+        let oldest = current.saturating_sub(u64::from(window.max(1)));
+        let hours: Vec<Decimal> = samples
+            .hours
+            .range(oldest..current)
+            .map(|(_, (n, busy))| {
+                Decimal::from(*busy) * Decimal::from(3600) / Decimal::from((*n).max(1))
+            })
+            .collect();
+        (!hours.is_empty()).then_some(hours)
+    }
+
     /// The last error, if the last read failed to be taken.
     pub fn last_error(&self) -> Option<String> {
         self.lock().last_error.clone()
@@ -366,5 +439,67 @@ mod tests {
         );
         assert!(state.billed.is_empty(), "hours past the keep are dropped");
         assert_eq!(state.read.len(), 1);
+    }
+
+    fn pod(uptime: u64, utils: &[Option<f64>]) -> crate::runpod::types::Pod {
+        serde_json::from_value(serde_json::json!({
+            "id": "p1", "name": "n", "status": "RUNNING",
+            "runtime": {"uptime": uptime, "gpus": utils.iter().map(|u| serde_json::json!({"util": u})).collect::<Vec<_>>()}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn pod_samples_are_kept_by_hour_of_uptime_and_a_restart_starts_over() {
+        let usage = Usage::default();
+        // Hour 0: 1 of 4 samples busy; hour 1: 2 of 2; hour 2 is in progress.
+        for (up, util) in [
+            (10, 50.0),
+            (900, 0.0),
+            (1800, 5.0),
+            (2700, 0.0),
+            (3700, 99.0),
+            (5000, 12.0),
+            (7300, 0.0),
+        ] {
+            usage.sample_pod(&pod(up, &[Some(util)]));
+        }
+        assert_eq!(
+            usage.pod_measured("p1", 24).unwrap(),
+            vec![Decimal::from(900), Decimal::from(3600)]
+        );
+        assert_eq!(
+            usage.pod_measured("p1", 1).unwrap(),
+            vec![Decimal::from(3600)]
+        );
+        // Not a percentage, no GPUs, not running: no sample.
+        usage.sample_pod(&pod(7400, &[Some(250.0)]));
+        usage.sample_pod(&pod(7400, &[]));
+        let mut stopped = pod(7400, &[Some(80.0)]);
+        stopped.status = "EXITED".into();
+        usage.sample_pod(&stopped);
+        assert_eq!(usage.pod_measured("p1", 24).unwrap().len(), 2);
+        // The container restarted: its hours begin again.
+        usage.sample_pod(&pod(30, &[Some(80.0)]));
+        assert_eq!(
+            usage.pod_measured("p1", 24),
+            None,
+            "only an hour in progress"
+        );
+        assert_eq!(usage.pod_measured("nobody", 24), None);
+        // A runtime that is not what the spec says reads as unknown, never a failed list.
+        for runtime in [
+            serde_json::json!({"uptime": -5, "gpus": "x"}),
+            serde_json::json!({"uptime": "ten", "gpus": [{"util": "high"}, 7, null]}),
+            serde_json::json!({"uptime": 1.5, "gpus": {"util": 50}}),
+        ] {
+            let odd: crate::runpod::types::Pod = serde_json::from_value(serde_json::json!({
+                "id": "p2", "name": "n", "status": "RUNNING", "runtime": runtime
+            }))
+            .unwrap();
+            usage.sample_pod(&odd);
+            assert_eq!(odd.runtime.as_ref().unwrap().uptime, None);
+        }
+        assert_eq!(usage.pod_measured("p2", 24), None);
     }
 }

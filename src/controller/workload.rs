@@ -22,7 +22,7 @@ use crate::{
         WorkerClass, WorkloadType,
     },
     engine::{
-        advice::{Advice, advice_status, auto_decide, serverless_rates},
+        advice::{Advice, advice_status, auto_decide, auto_decide_pod, serverless_rates},
         identity::Owner,
         plan::{Action as Step, plan_delete},
         prices::PriceCatalogue,
@@ -226,10 +226,7 @@ fn measure(
         return Measurement::default();
     };
     if side == Some(WorkloadType::Pod) {
-        return Measurement {
-            auto_type: side,
-            ..Measurement::default()
-        };
+        return measure_pod(w, usage, snapshot, prices);
     }
     let auto = settings.worker_class == WorkerClass::Auto;
     let id = w.status.as_ref().and_then(|s| s.runpod_id.as_deref());
@@ -257,6 +254,45 @@ fn measure(
     let (advice, decision) = auto_decide(&w.spec, side, active, &measured.billed, &rates);
     Measurement {
         advice: advice.map(|a| (a, measured.until)),
+        auto_active: decision.active,
+        auto_type: decision.side,
+        held: decision.held,
+    }
+}
+
+/// [`measure`] for a `type: Auto` workload that runs as a Pod: a sample of the pod's GPUs now,
+/// and over a whole window of sampled hours, whether a serverless way beats the Pod by the
+/// margin (then it moves back, make-before-break).
+fn measure_pod(
+    w: &GpuWorkload,
+    usage: &super::usage::Usage,
+    snapshot: &Snapshot,
+    prices: &PriceCatalogue,
+) -> Measurement {
+    let stay = Measurement {
+        auto_type: Some(WorkloadType::Pod),
+        ..Measurement::default()
+    };
+    let known = w.status.as_ref().and_then(|s| s.runpod_id.as_deref());
+    let Some(pod) = snapshot.pod_of(known, &owner(w).runpod_name()) else {
+        return stay;
+    };
+    usage.sample_pod(pod);
+    let (Some(busy), Ok(rates)) = (
+        usage.pod_measured(&pod.id, w.spec.window_hours()),
+        serverless_rates(&w.spec, prices),
+    ) else {
+        return stay;
+    };
+    let (advice, decision) = auto_decide_pod(&w.spec, &busy, &rates);
+    // The end of the last whole hour measured: the start of the pod's current hour of uptime,
+    // to five minutes (so that it moves hourly, not with every sample's latency).
+    let into_hour = pod.runtime.as_ref().and_then(|r| r.uptime).unwrap_or(0) % 3600;
+    let start = Timestamp::now().as_second() - i64::try_from(into_hour).unwrap_or(0);
+    let until = Timestamp::from_second((start + 150).div_euclid(300) * 300)
+        .unwrap_or_else(|_| Timestamp::now());
+    Measurement {
+        advice: advice.map(|a| (a, until)),
         auto_active: decision.active,
         auto_type: decision.side,
         held: decision.held,

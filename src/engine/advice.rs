@@ -554,6 +554,67 @@ pub fn auto_decide(
     )
 }
 
+/// [`auto_decide`] for a `type: Auto` workload that runs as a Pod, measured as `busy` (busy
+/// seconds per sampled hour of the pod's GPUs, oldest first): it moves back to Serverless
+/// when the window is whole and a serverless way is cheaper than the Pod by more than the
+/// margin. The serverless estimate from a pod's samples has no cold starts or idle tails in
+/// it (a pod has none to measure); the margin must cover them.
+pub fn auto_decide_pod(
+    spec: &crate::api::GpuWorkloadSpec,
+    busy: &[Decimal],
+    rates: &Rates,
+) -> (Option<Advice>, AutoDecision) {
+    use crate::api::{WorkerClass, WorkloadType};
+    let Some(settings) = spec.serverless.as_ref() else {
+        return (None, AutoDecision::default());
+    };
+    let margin = spec.switch_margin();
+    let window = spec.window_hours();
+    let whole = busy.len() >= usize::try_from(window).unwrap_or(usize::MAX);
+    let histogram = Concurrency::from_hours(0, busy);
+    let max = settings.max_workers.max(1);
+    let advice = advise(Config::Pod { count: 1 }, &histogram, rates, max, true).ok();
+    let to = advice
+        .as_ref()
+        .and_then(|a| switch_to(a, margin))
+        .filter(|c| matches!(c, Config::Serverless { .. }));
+    let mut decision = AutoDecision {
+        active: None,
+        side: Some(WorkloadType::Pod),
+        held: None,
+    };
+    match to {
+        Some(Config::Serverless { active }) if whole => {
+            decision.side = Some(WorkloadType::Serverless);
+            if settings.worker_class == WorkerClass::Auto {
+                decision.active = Some(active);
+            }
+        }
+        _ => {
+            decision.held = advice.as_ref().and_then(|a| {
+                let cheaper = a
+                    .options
+                    .iter()
+                    .find(|o| matches!(o.config, Config::Serverless { .. }))
+                    .filter(|o| o.window_cost < a.current.window_cost)?;
+                Some(if whole {
+                    format!(
+                        "Auto keeps the Pod: {} saves less than the {}% margin (spec.measurement.switchMarginPercent)",
+                        cheaper.config,
+                        (margin * Decimal::from(100)).normalize()
+                    )
+                } else {
+                    format!(
+                        "Auto acts on a whole window of {window} h and {} h of the pod are sampled",
+                        busy.len()
+                    )
+                })
+            });
+        }
+    }
+    (advice, decision)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -889,5 +950,35 @@ mod tests {
         let (_, decision) = auto_decide(&spec, None, 0, &two[..47], &rates);
         assert_eq!(decision.active, Some(0), "half a window changes nothing");
         assert!(decision.held.is_some());
+    }
+
+    #[test]
+    fn type_auto_moves_an_idle_pod_back_to_serverless_on_a_whole_window_past_the_margin() {
+        use crate::api::WorkloadType::{Pod, Serverless};
+        let rates = a100();
+        let spec = auto_spec(serde_json::json!({"serverless": {"maxWorkers": 2}}));
+        let hours = |n: usize, busy_hours_a_day: i64| {
+            vec![Decimal::from(busy_hours_a_day * 3600) / Decimal::from(24); n]
+        };
+        // Five busy hours a day: flex is far cheaper than a Pod all day.
+        let (advice, decision) = auto_decide_pod(&spec, &hours(48, 5), &rates);
+        assert_eq!(advice.unwrap().current.config, Config::Pod { count: 1 });
+        assert_eq!((decision.side, decision.active), (Some(Serverless), None));
+        // Not a whole window yet: it stays, and says so.
+        let (_, decision) = auto_decide_pod(&spec, &hours(30, 5), &rates);
+        assert_eq!(decision.side, Some(Pod));
+        assert!(
+            decision
+                .held
+                .unwrap()
+                .contains("30 h of the pod are sampled")
+        );
+        // 16 busy hours a day: flex is a little cheaper, within the margin: it stays.
+        let (_, decision) = auto_decide_pod(&spec, &hours(48, 16), &rates);
+        assert_eq!(decision.side, Some(Pod));
+        assert!(decision.held.unwrap().contains("less than the 10% margin"));
+        // Busy all day: the Pod is the cheapest; nothing to hold back.
+        let (_, decision) = auto_decide_pod(&spec, &hours(48, 24), &rates);
+        assert_eq!((decision.side, decision.held), (Some(Pod), None));
     }
 }

@@ -48,6 +48,7 @@ pub fn apply(
                 // The model's pods come up settled: serving, as a switch of side waits for.
                 runtime: Some(PodRuntime {
                     uptime: Some(crate::engine::plan::SERVING_AFTER_SECONDS),
+                    gpus: Vec::new(),
                 }),
             });
         }

@@ -82,6 +82,41 @@ pub struct PodRuntime {
         skip_serializing_if = "Option::is_none"
     )]
     pub uptime: Option<u64>,
+    /// Each GPU's utilisation now, in percent; a value that is not a percentage reads as
+    /// unknown, and at most 16 GPUs are read.
+    #[serde(
+        default,
+        deserialize_with = "utilisations",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub gpus: Vec<GpuUtilisation>,
+}
+
+/// One GPU's utilisation (`PodGpuUtilization`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct GpuUtilisation {
+    /// Percent busy, 0-100, when RunPod says a percentage.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub util: Option<f64>,
+}
+
+/// The `gpus` list of a pod's runtime: lenient, bounded (never a failed list for it).
+fn utilisations<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<GpuUtilisation>, D::Error> {
+    let value = serde_json::Value::deserialize(d)?;
+    Ok(value
+        .as_array()
+        .map(|gpus| {
+            gpus.iter()
+                .take(16)
+                .map(|g| GpuUtilisation {
+                    util: g
+                        .get("util")
+                        .and_then(serde_json::Value::as_f64)
+                        .filter(|u| (0.0..=100.0).contains(u)),
+                })
+                .collect()
+        })
+        .unwrap_or_default())
 }
 
 /// A count of seconds, or `None` for anything else (never a failed list for it).

@@ -102,6 +102,27 @@ pub(super) fn admin(
             Answer::json(200, json!({"now": timestamp(now)}))
         }
         ("POST", "traffic") => play_traffic(sim, &key, &body),
+        ("POST", "pod-load") => {
+            let (Some(id), Some(busy)) = (body["podId"].as_str(), body["gpuBusy"].as_f64()) else {
+                return Answer::problem(400, "podId and gpuBusy (0-1) are required");
+            };
+            if !(0.0..=1.0).contains(&busy) {
+                return Answer::problem(400, "gpuBusy is a share of the time, from 0 to 1");
+            }
+            let mut world = sim.world();
+            match world
+                .accounts
+                .get_mut(&key)
+                .and_then(|a| a.pods.get_mut(id))
+            {
+                Some(pod) => {
+                    // In range, checked above.
+                    pod.gpu_busy_permille = (busy * 1000.0).round() as u32;
+                    Answer::empty(204)
+                }
+                None => Answer::problem(404, format!("no pod {id}")),
+            }
+        }
         ("POST", "capacity") => {
             let (Some(gpu), Some(dc), Some(free)) = (
                 body["gpuType"].as_str(),

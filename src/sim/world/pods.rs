@@ -155,6 +155,9 @@ pub struct Pod {
     pub stopped_at: Option<Millis>,
     /// How many times the container was reset (PATCH) or restarted.
     pub resets: u32,
+    /// The share of the time its GPUs are busy, in thousandths (`POST /_sim/pod-load`), shown
+    /// in `runtime.gpus[].util` while it runs.
+    pub gpu_busy_permille: u32,
 }
 
 impl World {
@@ -279,6 +282,7 @@ impl World {
             boot_done_at: Some(self.now + self.boot_seconds * 1000),
             stopped_at: None,
             resets: 0,
+            gpu_busy_permille: 0,
         };
         let cost = self.pod_compute_per_hour(&pod) + self.pod_disk_per_hour(&pod);
         self.check_money(key, cost)?;

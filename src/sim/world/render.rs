@@ -153,8 +153,15 @@ pub(super) struct GlobalNetworkingView {
 #[derive(Debug, Serialize)]
 pub(super) struct RuntimeView<'p> {
     uptime: u64,
-    gpus: [u8; 0],
+    gpus: Vec<GpuUtilView>,
     ports: Vec<PortView<'p>>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct GpuUtilView {
+    util: u32,
+    memory_util: u32,
 }
 
 #[derive(Debug, Serialize)]
@@ -188,7 +195,20 @@ impl World {
         };
         let runtime = (pod.status == PodStatus::Running).then(|| RuntimeView {
             uptime: (self.now - pod.started_at.unwrap_or(self.now)) / 1000,
-            gpus: [],
+            // Busy or idle at this virtual second, drawn so that the busy share over time is
+            // the pod's load (a fixed phase would make a sample each hour always agree).
+            gpus: {
+                let second = self.now / 1000;
+                let draw = (second ^ pod.created_at).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40;
+                let busy = (draw % 1000) < u64::from(pod.gpu_busy_permille.min(1000));
+                let util = if busy { 97 } else { 0 };
+                (0..pod.gpu_count)
+                    .map(|_| GpuUtilView {
+                        util,
+                        memory_util: if busy { 60 } else { 5 },
+                    })
+                    .collect()
+            },
             ports: pod
                 .container
                 .ports
