@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use kube::{Api, ResourceExt, api::DeleteParams};
 use runpod_operator::api::{GpuWorkload, NetworkVolume, WorkloadType};
-use rust_decimal::Decimal;
 use serde_json::json;
 use support::{Harness, eventually, ready, runpod_name};
 
@@ -607,21 +606,31 @@ async fn measured_steady_traffic_is_advised_and_auto_sets_the_active_workers() {
     .await;
     let k = active(id.clone()).unwrap();
     assert!(k <= 4, "within maxWorkers: {k}");
-    // Running them, what is left to save is within Auto's margin (10%): the advice says the
-    // cheapest way, or why Auto leaves it, and Ready stays.
+    // Running them, what is left to save among the serverless ways is within Auto's margin
+    // (10%): the advice says the cheapest way (Pods are advice only for a Serverless workload),
+    // and why Auto leaves a cheaper serverless count, if there is one; Ready stays.
     let w = eventually_status(&workloads, "steady", |s| {
         s.conditions.iter().any(|c| {
             c.type_ == "CostAdvice"
-                && (c.status == "False" || c.message.contains("less than the 10% margin"))
+                && (c.status == "False"
+                    || c.message.contains("less than the 10% margin")
+                    || c.message.contains("Pod"))
         })
     })
     .await;
     let status = w.status.clone().unwrap();
-    let recommendation = status.recommendation.unwrap();
+    let advice = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "CostAdvice")
+        .unwrap()
+        .message
+        .clone();
     assert!(
-        recommendation.saving_per_month.0 * Decimal::from(10) <= recommendation.current_per_month.0,
-        "{recommendation:?}"
+        !advice.contains("Auto acts on a whole window"),
+        "the window is whole: {advice}"
     );
+    assert!(status.recommendation.is_some());
     assert!(ready(&w));
     assert_eq!(h.creates(), 1, "one endpoint, changed in place");
 }

@@ -212,8 +212,8 @@ fn current_side(w: &GpuWorkload, snapshot: &Snapshot) -> WorkloadType {
 /// changes nothing). Measured over the whole window (`spec.measurement.windowDays`),
 /// `workerClass: Auto` runs the best count of active workers and `type: Auto` moves to one
 /// Pod, each only when cheaper by more than the spec's margin
-/// (`spec.measurement.switchMarginPercent`). A Pod's own use is not measured yet: a
-/// workload `Auto` moved to a Pod stays one.
+/// (`spec.measurement.switchMarginPercent`). A `type: Auto` workload that runs as a Pod is
+/// measured from its pod's GPUs instead ([`measure_pod`]).
 fn measure(
     w: &GpuWorkload,
     usage: &super::usage::Usage,
@@ -332,8 +332,8 @@ async fn write_status(
         status.utilisation = Some(utilisation);
         status.recommendation = Some(recommendation);
     } else if runs_as == Some(WorkloadType::Pod) {
-        // A Pod's own use is not measured: the measurement that moved it stays as the evidence
-        // (its measuredUntil says how old it is).
+        // A Pod with no whole hour sampled yet (just moved, or the controller restarted): the
+        // last measurement stays as the evidence (its measuredUntil says how old it is).
         let previous = w.status.as_ref();
         status.utilisation = previous.and_then(|s| s.utilisation.clone());
         status.recommendation = previous.and_then(|s| s.recommendation.clone());
