@@ -1301,7 +1301,7 @@ fn a_type_change_keeps_the_old_endpoint_serving_until_the_new_pod_runs_then_dele
         w.pods[0].status = status.into();
         w.pods[0].runtime = uptime.map(|up| PodRuntime {
             uptime: Some(up),
-            gpus: Vec::new(),
+            gpu_util_max: None,
         });
         let plan = w.plan(&pod);
         assert!(

@@ -286,14 +286,10 @@ impl Usage {
         let Some(runtime) = pod.runtime.as_ref().filter(|_| pod.status == "RUNNING") else {
             return;
         };
-        let (Some(uptime), false) = (runtime.uptime, runtime.gpus.is_empty()) else {
+        let (Some(uptime), Some(util)) = (runtime.uptime, runtime.gpu_util_max) else {
             return;
         };
-        let utils: Vec<f64> = runtime.gpus.iter().filter_map(|g| g.util).collect();
-        if utils.is_empty() {
-            return;
-        }
-        let busy = utils.iter().any(|u| *u >= POD_BUSY_PERCENT);
+        let busy = util >= POD_BUSY_PERCENT;
         let mut state = self.lock();
         let keep = Duration::from_secs(u64::try_from(KEEP_HOURS).unwrap_or(192) * 3600);
         state

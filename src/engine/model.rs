@@ -22,7 +22,6 @@ pub fn apply(
                 id: new_id(),
                 name: request.name.clone(),
                 status: "RUNNING".into(),
-                actions: vec![],
                 image: request.image.clone(),
                 args: request.args.clone().unwrap_or_default(),
                 disk: request.disk.unwrap_or(50),
@@ -48,7 +47,7 @@ pub fn apply(
                 // The model's pods come up settled: serving, as a switch of side waits for.
                 runtime: Some(PodRuntime {
                     uptime: Some(crate::engine::plan::SERVING_AFTER_SECONDS),
-                    gpus: Vec::new(),
+                    gpu_util_max: None,
                 }),
             });
         }

@@ -23,9 +23,8 @@ pub struct Pod {
     pub name: String,
     /// `PROVISIONING`, `STARTING`, `RUNNING`, `EXITED`, `ERROR` or `TERMINATED`.
     pub status: String,
-    /// The actions legal now.
-    #[serde(default)]
-    pub actions: Vec<String>,
+    // RunPod's `actions` (the transitions legal now) are not kept: the status says the same,
+    // and a list of 10,000 pods would hold 30,000 strings for nothing.
     /// Image.
     #[serde(default)]
     pub image: String,
@@ -82,46 +81,33 @@ pub struct PodRuntime {
         skip_serializing_if = "Option::is_none"
     )]
     pub uptime: Option<u64>,
-    /// Each GPU's utilisation now, in percent; a value that is not a percentage reads as
-    /// unknown, and at most 16 GPUs are read.
+    /// The busiest GPU's utilisation now, in percent (RunPod's `gpus[].util`): `None` when no
+    /// GPU says a percentage. Only the highest is kept (no list per pod in memory).
     #[serde(
         default,
-        deserialize_with = "utilisations",
-        skip_serializing_if = "Vec::is_empty"
+        rename = "gpus",
+        deserialize_with = "busiest",
+        skip_serializing
     )]
-    pub gpus: Vec<GpuUtilisation>,
-}
-
-/// One GPU's utilisation (`PodGpuUtilization`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
-pub struct GpuUtilisation {
-    /// Percent busy, 0-100, when RunPod says a percentage.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub util: Option<f64>,
-}
-
-/// The `gpus` list of a pod's runtime: lenient, bounded (never a failed list for it).
-fn utilisations<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<GpuUtilisation>, D::Error> {
-    let value = serde_json::Value::deserialize(d)?;
-    Ok(value
-        .as_array()
-        .map(|gpus| {
-            gpus.iter()
-                .take(16)
-                .map(|g| GpuUtilisation {
-                    util: g
-                        .get("util")
-                        .and_then(serde_json::Value::as_f64)
-                        .filter(|u| (0.0..=100.0).contains(u)),
-                })
-                .collect()
-        })
-        .unwrap_or_default())
+    pub gpu_util_max: Option<f64>,
 }
 
 /// A count of seconds, or `None` for anything else (never a failed list for it).
 fn seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     Ok(serde_json::Value::deserialize(d)?.as_u64())
+}
+
+/// The highest `util` of a pod's `runtime.gpus` list that is a percentage: lenient, bounded
+/// (the first 16 GPUs), never a failed list for it.
+fn busiest<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    let value = serde_json::Value::deserialize(d)?;
+    Ok(value.as_array().and_then(|gpus| {
+        gpus.iter()
+            .take(16)
+            .filter_map(|g| g.get("util").and_then(serde_json::Value::as_f64))
+            .filter(|u| (0.0..=100.0).contains(u))
+            .reduce(f64::max)
+    }))
 }
 
 /// A pod's GPU.
