@@ -7,11 +7,11 @@ use super::{
     Action, Context, Draft, Observed,
     drift::{drift, env_drift, env_matches},
     money::check_worker_quota,
-    owned,
+    owned_endpoints, scale_to_zero,
 };
 use crate::{
     api::DriftEntry,
-    engine::{cost::WorkloadCost, desired::DesiredEndpoint, identity::OWNER_ENV},
+    engine::{cost::WorkloadCost, desired::DesiredEndpoint},
     runpod::types::{CreateEndpoint, Endpoint, EndpointGpu, UpdateEndpoint, Workers},
 };
 
@@ -174,14 +174,7 @@ pub(super) fn plan_endpoint(
     cost: Option<&WorkloadCost>,
     draft: &mut Draft,
 ) {
-    let mine = owned(
-        observed.endpoints,
-        observed.index.map(|i| i.endpoints),
-        |e| &e.id,
-        |e| &e.name,
-        |e| e.env.get(OWNER_ENV).map(String::as_str),
-        ctx,
-    );
+    let mine = owned_endpoints(observed, ctx);
     let keep = mine
         .iter()
         .find(|e| ctx.known_id == Some(e.id.as_str()))
@@ -223,20 +216,7 @@ pub(super) fn plan_endpoint(
     draft.current_per_hour = floor;
 
     if let Some(reason) = &ctx.money.forced_down {
-        if endpoint.workers.max != Some(0) || endpoint.workers.min != Some(0) {
-            draft.actions.push(Action::UpdateEndpoint {
-                id: endpoint.id.clone(),
-                request: UpdateEndpoint {
-                    workers: Some(Workers {
-                        min: Some(0),
-                        max: Some(0),
-                        idle_timeout: None,
-                    }),
-                    ..UpdateEndpoint::default()
-                },
-                saving: true,
-            });
-        }
+        draft.actions.extend(scale_to_zero(endpoint));
         draft.suspended = Some(reason.clone());
         return;
     }

@@ -67,7 +67,7 @@ use crate::{
         index::Lookup,
         prices::PriceCatalogue,
     },
-    runpod::types::{Endpoint, Pod},
+    runpod::types::{Endpoint, Pod, UpdateEndpoint, Workers},
 };
 use endpoint::plan_endpoint;
 use money::{Refusal, check_caps, check_money};
@@ -207,6 +207,49 @@ fn owned<'a, T>(
             .collect(),
         None => items.iter().filter(|item| mine(item)).collect(),
     }
+}
+
+/// The workload's pods ([`owned`] over the account's pods).
+fn owned_pods<'a>(observed: Observed<'a>, ctx: &Context<'_>) -> Vec<&'a Pod> {
+    owned(
+        observed.pods,
+        observed.index.map(|i| i.pods),
+        |p| &p.id,
+        |p| &p.name,
+        |p| p.env.get(OWNER_ENV).map(String::as_str),
+        ctx,
+    )
+}
+
+/// The workload's endpoints ([`owned`] over the account's endpoints).
+fn owned_endpoints<'a>(observed: Observed<'a>, ctx: &Context<'_>) -> Vec<&'a Endpoint> {
+    owned(
+        observed.endpoints,
+        observed.index.map(|i| i.endpoints),
+        |e| &e.id,
+        |e| &e.name,
+        |e| e.env.get(OWNER_ENV).map(String::as_str),
+        ctx,
+    )
+}
+
+/// What takes an endpoint down to zero workers (the credit policy's saving), if it is not
+/// there already.
+fn scale_to_zero(endpoint: &Endpoint) -> Option<Action> {
+    (endpoint.workers.max != Some(0) || endpoint.workers.min != Some(0)).then(|| {
+        Action::UpdateEndpoint {
+            id: endpoint.id.clone(),
+            request: UpdateEndpoint {
+                workers: Some(Workers {
+                    min: Some(0),
+                    max: Some(0),
+                    idle_timeout: None,
+                }),
+                ..UpdateEndpoint::default()
+            },
+            saving: true,
+        }
+    })
 }
 
 struct Draft {

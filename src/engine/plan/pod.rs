@@ -7,7 +7,7 @@ use super::{
     Action, CONDITION_REPLACE_NEEDS_APPROVAL, CONDITION_STOPPED_TOO_LONG, Context, Draft, Observed,
     decimal,
     drift::{drift, env_matches, pod_drift},
-    owned, plan_hash, usd,
+    owned_pods, plan_hash, usd,
 };
 use crate::{
     api::{ReplacePolicy, StoppedVolumeAction},
@@ -15,7 +15,6 @@ use crate::{
         conditions::Verdict,
         cost::WorkloadCost,
         desired::{DesiredMount, DesiredPod},
-        identity::OWNER_ENV,
     },
     runpod::types::{CreateGpu, CreatePod, Mounts, NetworkMount, PersistentMount, Pod, UpdatePod},
 };
@@ -153,14 +152,7 @@ pub(super) fn plan_pod(
     cost: Option<&WorkloadCost>,
     draft: &mut Draft,
 ) {
-    let mine = owned(
-        observed.pods,
-        observed.index.map(|i| i.pods),
-        |p| &p.id,
-        |p| &p.name,
-        |p| p.env.get(OWNER_ENV).map(String::as_str),
-        ctx,
-    );
+    let mine = owned_pods(observed, ctx);
     // Keep the pod that needs no replace (a finished replace), else the one recorded, else
     // the newest; the rest are extras the operator made.
     let keep = mine

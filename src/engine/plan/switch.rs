@@ -9,12 +9,12 @@ use rust_decimal::Decimal;
 
 use super::{
     Action, CONDITION_REPLACE_NEEDS_APPROVAL, Context, Draft, Observed, decimal, drift::drift,
-    owned, plan_hash, usd,
+    owned_endpoints, owned_pods, plan_hash, scale_to_zero, usd,
 };
 use crate::{
     api::ReplacePolicy,
-    engine::{conditions::Verdict, desired::Desired, identity::OWNER_ENV, prices::PriceCatalogue},
-    runpod::types::{Endpoint, Pod, UpdateEndpoint, Workers},
+    engine::{conditions::Verdict, desired::Desired, prices::PriceCatalogue},
+    runpod::types::{Endpoint, Pod},
 };
 
 /// Seconds a new pod's container must have been up before the old side goes: RunPod says
@@ -105,22 +105,8 @@ pub(super) fn old_side<'a>(
     ctx: &Context<'_>,
 ) -> OldSide<'a> {
     match desired {
-        Desired::Pod(_) => OldSide::Endpoints(owned(
-            observed.endpoints,
-            observed.index.map(|i| i.endpoints),
-            |e| &e.id,
-            |e| &e.name,
-            |e| e.env.get(OWNER_ENV).map(String::as_str),
-            ctx,
-        )),
-        Desired::Endpoint(_) => OldSide::Pods(owned(
-            observed.pods,
-            observed.index.map(|i| i.pods),
-            |p| &p.id,
-            |p| &p.name,
-            |p| p.env.get(OWNER_ENV).map(String::as_str),
-            ctx,
-        )),
+        Desired::Pod(_) => OldSide::Endpoints(owned_endpoints(observed, ctx)),
+        Desired::Endpoint(_) => OldSide::Pods(owned_pods(observed, ctx)),
     }
 }
 
@@ -252,23 +238,9 @@ fn down(old: &OldSide<'_>, reason: &str, draft: &mut Draft) {
             }
         }
         OldSide::Endpoints(endpoints) => {
-            for endpoint in endpoints
-                .iter()
-                .filter(|e| e.workers.max != Some(0) || e.workers.min != Some(0))
-            {
-                draft.actions.push(Action::UpdateEndpoint {
-                    id: endpoint.id.clone(),
-                    request: UpdateEndpoint {
-                        workers: Some(Workers {
-                            min: Some(0),
-                            max: Some(0),
-                            idle_timeout: None,
-                        }),
-                        ..UpdateEndpoint::default()
-                    },
-                    saving: true,
-                });
-            }
+            draft
+                .actions
+                .extend(endpoints.iter().filter_map(|e| scale_to_zero(e)));
         }
     }
 }
