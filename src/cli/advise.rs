@@ -97,7 +97,8 @@ pub(super) fn run(args: &AdviseArgs) -> Result<ExitCode, CliError> {
         // Lists without ids or names: an endpoint may not be found, and is then reported as
         // not there yet; say why on stderr.
         super::ops::warn_identity_gap(&conn.inventory);
-        let items = plan_workspace(&ws, &conn.inventory.snapshot(), &prices, Timestamp::now());
+        let snapshot = conn.inventory.snapshot();
+        let items = plan_workspace(&ws, &snapshot, &prices, Timestamp::now());
         let mut reports = Vec::new();
         for w in &ws.workloads {
             let key = w_key(w);
@@ -135,11 +136,17 @@ pub(super) fn run(args: &AdviseArgs) -> Result<ExitCode, CliError> {
                 .billing(BillingKind::Serverless, &query)
                 .await
                 .map_err(CliError::RunPod)?;
+            // The bill holds what RunPod ran: read it at the endpoint's always-on workers.
+            let active = snapshot
+                .endpoint(&id)
+                .and_then(|e| e.workers.min)
+                .unwrap_or(0);
             let advice = match bill.window() {
                 Some((start, end)) => report(
                     w,
                     key.clone(),
                     id.clone(),
+                    active,
                     &bill.records,
                     start,
                     end,
@@ -294,21 +301,25 @@ fn hourly(
     Ok((billed.split_off(first), first))
 }
 
-/// The advice for one endpoint from its hourly billing records. Pure, for the tests.
+/// The advice for one endpoint from its hourly billing records, read at `active`, the
+/// always-on workers the endpoint runs (RunPod's `workers.min`: what the bill holds, whatever
+/// the spec says). Pure, for the tests.
+#[allow(clippy::too_many_arguments)]
 pub fn report(
     w: &GpuWorkload,
     key: String,
     endpoint_id: String,
+    active: u32,
     records: &[Value],
     start: Timestamp,
     end: Timestamp,
     prices: &PriceCatalogue,
 ) -> Result<Report, String> {
-    let (active, max_workers) = w
+    let max_workers = w
         .spec
         .serverless
         .as_ref()
-        .map_or((0, 1), |s| (s.active_workers, s.max_workers.max(1)));
+        .map_or(1, |s| s.max_workers.max(1));
     let rates = serverless_rates(&w.spec, prices)?;
     let (billed, first) = hourly(records, start, end)?;
     let flex_seconds = flex_seconds_of(&billed, active, &rates);
@@ -451,6 +462,38 @@ mod tests {
     }
 
     #[test]
+    fn the_bill_is_read_at_the_active_workers_the_endpoint_runs_not_the_spec() {
+        let prices = PriceCatalogue::builtin();
+        // One flex A100 worker busy every hour, on an endpoint that runs no active worker,
+        // whatever a spec says: 24 busy hours a day either way.
+        let records: Vec<Value> = (0..48)
+            .map(|h| json!({"startTime": at(h).to_string(), "gpuAmount": 2.736}))
+            .collect();
+        let mut active_spec = workload();
+        if let Some(s) = active_spec.spec.serverless.as_mut() {
+            s.worker_class = crate::api::WorkerClass::Active;
+            s.active_workers = 1;
+        }
+        for w in [workload(), active_spec] {
+            let advice = super::report(
+                &w,
+                "ml/e".into(),
+                "ep".into(),
+                0,
+                &records,
+                at(0),
+                at(49),
+                &prices,
+            )
+            .unwrap()
+            .advice
+            .unwrap();
+            assert_eq!(advice.busy_hours_per_day, Decimal::from(24));
+            assert_eq!(advice.current.config, Config::Serverless { active: 0 });
+        }
+    }
+
+    #[test]
     fn a_billing_record_that_cannot_be_read_is_named_and_nothing_is_advised() {
         let prices = PriceCatalogue::builtin();
         let report = |records: Vec<Value>| {
@@ -458,6 +501,7 @@ mod tests {
                 &workload(),
                 "ml/e".into(),
                 "ep".into(),
+                0,
                 &records,
                 at(0),
                 at(49),
@@ -497,6 +541,7 @@ mod tests {
             &workload(),
             "ml/e".into(),
             "ep".into(),
+            0,
             &[],
             at(0),
             at(0),

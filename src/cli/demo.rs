@@ -345,9 +345,23 @@ async fn demo() -> Result<ExitCode, CliError> {
             "{}/image-matting",
             w.metadata.namespace.as_deref().unwrap_or("default")
         );
-        let report =
-            super::advise::report(w, key, matting.clone(), &bill.records, start, end, &prices)
-                .map_err(CliError::Usage)?;
+        let active = demo
+            .inventory
+            .snapshot()
+            .endpoint(&matting)
+            .and_then(|e| e.workers.min)
+            .unwrap_or(0);
+        let report = super::advise::report(
+            w,
+            key,
+            matting.clone(),
+            active,
+            &bill.records,
+            start,
+            end,
+            &prices,
+        )
+        .map_err(CliError::Usage)?;
         print!("{}", super::advise::table(&[report]));
     }
 
