@@ -542,29 +542,15 @@ async fn a_price_change_is_seen_within_one_refresh_and_stops_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn measured_steady_traffic_is_advised_and_auto_sets_the_active_workers() {
     let h = Harness::new(20.0).await;
-    h.account(1).await;
-    h.create(json!({
-        "apiVersion": "runpod-operator.dev/v1alpha1", "kind": "GpuWorkload",
-        "metadata": {"name": "steady", "namespace": "ml"},
-        "spec": {"type": "Serverless", "image": "img:1", "gpu": {"types": [A100]},
-                 "serverless": {"workerClass": "Auto", "maxWorkers": 4},
-                 "measurement": {"windowDays": 1},
-                 "spendingCap": {"usdPerHour": "20"}}
-    }))
+    let (_a, workloads, id) = one_ready(
+        &h,
+        "steady",
+        json!({"type": "Serverless", "image": "img:1", "gpu": {"types": [A100]},
+               "serverless": {"workerClass": "Auto", "maxWorkers": 4},
+               "measurement": {"windowDays": 1},
+               "spendingCap": {"usdPerHour": "20"}}),
+    )
     .await;
-    let _a = h.start("a", Duration::from_secs(1));
-    eventually(Duration::from_secs(30), "the endpoint is Ready", || {
-        all_ready(&h)
-    })
-    .await;
-    let workloads: Api<GpuWorkload> = Api::namespaced(h.client.clone(), "ml");
-    let id = workloads
-        .get("steady")
-        .await
-        .unwrap()
-        .status
-        .and_then(|s| s.runpod_id)
-        .unwrap();
     let key = h.sim.api_key.clone();
     let active = |id: String| {
         let key = key.clone();
@@ -640,29 +626,21 @@ async fn measured_steady_traffic_is_advised_and_auto_sets_the_active_workers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn type_auto_moves_a_busy_endpoint_to_a_pod_make_before_break() {
     let h = Harness::new(20.0).await;
-    h.account(1).await;
-    h.create(json!({
-        "apiVersion": "runpod-operator.dev/v1alpha1", "kind": "GpuWorkload",
-        "metadata": {"name": "busy", "namespace": "ml"},
-        "spec": {"type": "Auto", "image": "img:1", "gpu": {"types": [A100]},
-                 "serverless": {"maxWorkers": 1},
-                 "measurement": {"windowDays": 1},
-                 "spendingCap": {"usdPerHour": "6"}}
-    }))
+    let (_a, workloads, endpoint_id) = one_ready(
+        &h,
+        "busy",
+        json!({"type": "Auto", "image": "img:1", "gpu": {"types": [A100]},
+               "serverless": {"maxWorkers": 1},
+               "measurement": {"windowDays": 1},
+               "spendingCap": {"usdPerHour": "6"}}),
+    )
     .await;
-    let _a = h.start("a", Duration::from_secs(1));
-    eventually(Duration::from_secs(30), "the endpoint is Ready", || {
-        all_ready(&h)
-    })
-    .await;
-    let workloads: Api<GpuWorkload> = Api::namespaced(h.client.clone(), "ml");
     let status = workloads.get("busy").await.unwrap().status.unwrap();
     assert_eq!(
         status.runs_as,
         Some(WorkloadType::Serverless),
         "Serverless until measured"
     );
-    let endpoint_id = status.runpod_id.unwrap();
     // Two days of one worker busy about two thirds of every hour (24 jobs of 100 s): about
     // 17 busy hours a day, past the A100's break-even of 16.6 with the cold starts billed.
     h.sim_admin(
@@ -735,27 +713,13 @@ async fn type_auto_moves_a_busy_endpoint_to_a_pod_make_before_break() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn type_auto_moves_a_mostly_idle_pod_back_to_serverless() {
     let h = Harness::new(20.0).await;
-    h.account(1).await;
-    h.create(json!({
-        "apiVersion": "runpod-operator.dev/v1alpha1", "kind": "GpuWorkload",
-        "metadata": {"name": "quiet", "namespace": "ml"},
-        "spec": {"type": "Pod", "image": "img:1", "gpu": {"types": [A100]},
-                 "spendingCap": {"usdPerHour": "8"}}
-    }))
+    let (_a, workloads, pod_id) = one_ready(
+        &h,
+        "quiet",
+        json!({"type": "Pod", "image": "img:1", "gpu": {"types": [A100]},
+               "spendingCap": {"usdPerHour": "8"}}),
+    )
     .await;
-    let _a = h.start("a", Duration::from_secs(1));
-    eventually(Duration::from_secs(30), "the pod is Ready", || {
-        all_ready(&h)
-    })
-    .await;
-    let workloads: Api<GpuWorkload> = Api::namespaced(h.client.clone(), "ml");
-    let pod_id = workloads
-        .get("quiet")
-        .await
-        .unwrap()
-        .status
-        .and_then(|s| s.runpod_id)
-        .unwrap();
     // Now `type: Auto`: what runs (the pod) stays until measured. (The cap holds the pod and
     // two flex workers while both run.)
     h.edit(
@@ -834,6 +798,37 @@ async fn type_auto_moves_a_mostly_idle_pod_back_to_serverless() {
         "about 4.8 busy hours a day: {utilisation:?}"
     );
     assert_eq!(h.creates(), 2, "one pod, then one endpoint");
+}
+
+/// One workload `name` in namespace `ml` of an account resynced every second, a controller
+/// started on it, and everything Ready: the controller, the workloads' API and the workload's
+/// RunPod id.
+async fn one_ready(
+    h: &Harness,
+    name: &str,
+    spec: serde_json::Value,
+) -> (support::Instance, Api<GpuWorkload>, String) {
+    h.account(1).await;
+    h.create(json!({
+        "apiVersion": "runpod-operator.dev/v1alpha1", "kind": "GpuWorkload",
+        "metadata": {"name": name, "namespace": "ml"},
+        "spec": spec
+    }))
+    .await;
+    let controller = h.start("a", Duration::from_secs(1));
+    eventually(Duration::from_secs(30), "the workload is Ready", || {
+        all_ready(h)
+    })
+    .await;
+    let workloads: Api<GpuWorkload> = Api::namespaced(h.client.clone(), "ml");
+    let id = workloads
+        .get(name)
+        .await
+        .unwrap()
+        .status
+        .and_then(|s| s.runpod_id)
+        .unwrap();
+    (controller, workloads, id)
 }
 
 /// The workload once its status satisfies `check`, within 30 s.
