@@ -1779,6 +1779,68 @@ async fn a_traffic_pattern_plays_a_day_in_one_request_and_the_bill_follows_it() 
     h.assert_conformant();
 }
 
+/// Bursts: jobs that arrive together at the start of every n-th hour; `/health` shows them
+/// running at once, and the bill is theirs.
+#[tokio::test]
+async fn traffic_bursts_run_at_once_and_the_bill_follows_them() {
+    let h = Harness::start().await;
+    h.admin("serverless", json!({"coldStartSeconds": 20})).await;
+    let endpoint = id(&h
+        .create_endpoint(json!({"workers": {"max": 5, "idleTimeout": 5}, "disk": 1,
+                                "scaling": {"type": "QUEUE_DELAY", "queueDelay": 4}}))
+        .await
+        .body);
+    // Four hours: a burst of 3 jobs of 300 s every second hour (hours 0 and 2), nothing else.
+    let played = h
+        .admin(
+            "traffic",
+            json!({"endpointId": endpoint, "hours": 4, "jobsPerHour": 0, "jobSeconds": 1,
+                   "bursts": {"everyHours": 2, "jobs": 3, "jobSeconds": 300}}),
+        )
+        .await;
+    assert_eq!(played.status, StatusCode::OK, "{}", played.body);
+    assert_eq!(played.body["jobs"], 6);
+    // Three workers each, one per job: 20 s cold start + 300 s + 5 s idle.
+    let bill = h.get("/v2/billing/serverless?bucketSize=hour").await.body;
+    let gpu = bill["metadata"]["totals"]["gpuAmount"].as_f64().unwrap();
+    let expected = 6.0 * 325.0 * (0.00076 + 0.10 / 720.0 / 3600.0);
+    assert!(
+        (gpu - expected).abs() < 1e-6,
+        "billed {gpu}, expected {expected}"
+    );
+    assert_eq!(bill["records"].as_array().unwrap().len(), 2, "{bill}");
+    // A burst of jobs longer than the hour played: at its end all three still run at once.
+    let played = h
+        .admin(
+            "traffic",
+            json!({"endpointId": endpoint, "hours": 1, "jobsPerHour": 0, "jobSeconds": 1,
+                   "bursts": {"everyHours": 1, "jobs": 3, "jobSeconds": 7200}}),
+        )
+        .await;
+    assert_eq!(played.status, StatusCode::OK, "{}", played.body);
+    let now = health(&h, &endpoint).await;
+    assert_eq!(now["workers"]["running"], 3, "{now}");
+    assert_eq!(now["jobs"]["inProgress"], 3, "{now}");
+    // A burst that cannot be read is refused with the field.
+    for bursts in [
+        json!({"everyHours": 0, "jobs": 3}),
+        json!({"everyHours": 1, "jobs": 0}),
+        json!({"everyHours": 1, "jobs": 3, "jobSeconds": 0}),
+        json!("often"),
+    ] {
+        let reply = h
+            .admin(
+                "traffic",
+                json!({"endpointId": endpoint, "hours": 1, "jobsPerHour": 0, "jobSeconds": 1,
+                       "bursts": bursts}),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{bursts}");
+        assert!(reply.body.to_string().contains("bursts"), "{}", reply.body);
+    }
+    h.assert_conformant();
+}
+
 #[tokio::test]
 async fn request_count_scaling_wants_one_worker_per_n_jobs() {
     let h = Harness::start().await;

@@ -199,10 +199,13 @@ const MAX_TRAFFIC_HOURS: u64 = 31 * 24;
 const MAX_JOBS_PER_HOUR: u64 = 3_600;
 
 /// `POST /_sim/traffic`: plays a traffic pattern at an endpoint on the virtual clock, from
-/// now: `{"endpointId", "hours", "jobsPerHour", "jobSeconds"}`, where `jobsPerHour` is one
-/// number or 24 (by hour of the day, UTC) and the jobs of an hour arrive evenly spread. The
-/// clock ends `hours` later, with every job submitted at its instant as `POST /v2/{id}/run`
-/// would, so a week of traffic passes in one request and `/health` and billing follow it.
+/// now: `{"endpointId", "hours", "jobsPerHour", "jobSeconds", "bursts"?}`, where `jobsPerHour`
+/// is one number or 24 (by hour of the day, UTC) and the jobs of an hour arrive evenly spread;
+/// `bursts: {"everyHours", "jobs", "jobSeconds"?}` adds `jobs` jobs arriving together at the
+/// start of every `everyHours`-th hour (the first hour included), of `jobSeconds` each (the
+/// pattern's by default). The clock ends `hours` later, with every job submitted at its
+/// instant as `POST /v2/{id}/run` would, so a week of traffic passes in one request and
+/// `/health` and billing follow it.
 fn play_traffic(sim: &Sim, key: &str, body: &Value) -> Answer {
     let Some(endpoint) = body["endpointId"].as_str() else {
         return Answer::problem(400, "endpointId is required");
@@ -244,6 +247,31 @@ fn play_traffic(sim: &Sim, key: &str, body: &Value) -> Answer {
     else {
         return Answer::problem(400, "jobSeconds must be more than 0 and at most 86400");
     };
+    // Bursts: (every so many hours, jobs at once, seconds each).
+    let bursts = match &body["bursts"] {
+        Value::Null => None,
+        b => {
+            let every = b["everyHours"]
+                .as_u64()
+                .filter(|h| (1..=MAX_TRAFFIC_HOURS).contains(h));
+            let jobs = count(&b["jobs"]).filter(|n| *n >= 1);
+            let seconds = match &b["jobSeconds"] {
+                Value::Null => Some(job_seconds),
+                v => v.as_f64().filter(|s| *s > 0.0 && *s <= 86_400.0),
+            };
+            match (every, jobs, seconds) {
+                (Some(every), Some(jobs), Some(seconds)) => Some((every, jobs, seconds)),
+                _ => {
+                    return Answer::problem(
+                        400,
+                        format!(
+                            "bursts must be {{everyHours: 1 to {MAX_TRAFFIC_HOURS}, jobs: 1 to {MAX_JOBS_PER_HOUR}, jobSeconds?: more than 0 and at most 86400}}"
+                        ),
+                    );
+                }
+            }
+        }
+    };
     let start = sim.world().now;
     if sim
         .world()
@@ -266,13 +294,21 @@ fn play_traffic(sim: &Sim, key: &str, body: &Value) -> Answer {
             / crate::sim::clock::MS_PER_HOUR
             % 24) as usize;
         let n = per_hour[hour_of_day];
-        for j in 0..n {
-            move_to(at + j * crate::sim::clock::MS_PER_HOUR / n);
+        let burst = bursts.filter(|(every, _, _)| hour % every == 0);
+        let arrivals = (0..n)
+            .map(|j| (at + j * crate::sim::clock::MS_PER_HOUR / n, job_seconds))
+            .chain(burst.into_iter().flat_map(|(_, b, seconds)| {
+                std::iter::repeat_n((at, seconds), usize::try_from(b).unwrap_or(0))
+            }));
+        let mut arrivals: Vec<(u64, f64)> = arrivals.collect();
+        arrivals.sort_by_key(|(at, _)| *at);
+        for (instant, seconds) in arrivals {
+            move_to(instant);
             let mut world = sim.world();
             if let Err(refusal) = world.submit_job(
                 key,
                 endpoint,
-                json!({"simulatedSeconds": job_seconds, "traffic": jobs}),
+                json!({"simulatedSeconds": seconds, "traffic": jobs}),
             ) {
                 return Answer::refusal(refusal);
             }
