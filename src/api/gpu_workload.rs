@@ -584,6 +584,34 @@ pub struct Utilisation {
     pub busy_workers_max: u32,
     /// The last hour measured (RunPod's billing is read an hour after it closes).
     pub measured_until: String,
+    /// What the endpoint's `/health` showed when the controller sampled it (once a resync):
+    /// bursts shorter than an hour, and time spent waiting for GPUs. Kept in the controller's
+    /// memory (a restart starts the samples over; the hourly figures above come back from
+    /// RunPod's billing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampled: Option<SampledUse>,
+}
+
+/// An endpoint's `/health` samples over the measured window.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SampledUse {
+    /// How many samples.
+    pub samples: u64,
+    /// Hours with at least one sample.
+    pub hours: u32,
+    /// Workers running a job: the median sample.
+    pub busy_workers_p50: u32,
+    /// Workers running a job: the 95th percentile of the samples.
+    pub busy_workers_p95: u32,
+    /// Workers running a job: the most in one sample (the Pod side of the advice is sized for
+    /// it).
+    pub busy_workers_max: u32,
+    /// Hours a worker waited for a GPU (RunPod had none free: `throttled`), estimated as the
+    /// share of samples that saw one, of the hours sampled.
+    pub throttled_hours: String,
+    /// Hours a job waited in the queue, estimated the same way.
+    pub queued_hours: String,
 }
 
 /// The cheapest configuration for the measured use.

@@ -235,8 +235,9 @@ pub async fn measure_auto(
             Ok((billed, _)) => {
                 let side = type_auto.then_some(WorkloadType::Serverless);
                 let active = endpoint.workers.min.unwrap_or(0);
-                let (_, decision) =
-                    crate::engine::advice::auto_decide(&w.spec, side, active, &billed, &rates);
+                let (_, decision) = crate::engine::advice::auto_decide(
+                    &w.spec, side, active, &billed, None, &rates,
+                );
                 if let Some(why) = &decision.held {
                     eprintln!("{}: {why}", owner.key());
                 }

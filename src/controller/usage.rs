@@ -25,7 +25,13 @@ use std::{
 use k8s_openapi::jiff::Timestamp;
 use rust_decimal::{Decimal, prelude::FromPrimitive};
 
-use crate::runpod::{BillingKind, Client, Error, types::BillingQuery};
+use crate::{
+    engine::advice::Sampled,
+    runpod::{
+        BillingKind, Client, Error,
+        types::{BillingQuery, Health},
+    },
+};
 
 /// The measured window: a week.
 pub const WINDOW_HOURS: i64 = 7 * 24;
@@ -59,6 +65,21 @@ struct State {
     last_error: Option<String>,
     /// Pod id -> its GPU samples.
     pods: HashMap<String, PodSamples>,
+    /// Endpoint id -> its `/health` samples.
+    health: HashMap<String, HealthSamples>,
+    /// The hour (controller's clock) the samples of gone pods and endpoints were last
+    /// forgotten.
+    pruned: i64,
+}
+
+/// An endpoint's `/health` samples, by hour of the controller's clock.
+#[derive(Default)]
+struct HealthSamples {
+    /// The read the last sample came from (a read the inventory answers again from its cache
+    /// is not sampled twice).
+    last: Option<Instant>,
+    /// (hour since 1970, that hour's samples), oldest first; [`KEEP_HOURS`] at most.
+    hours: std::collections::VecDeque<(i64, Sampled)>,
 }
 
 /// A running pod's GPU samples, by hour of its container's uptime (RunPod's clock: the
@@ -278,6 +299,107 @@ impl Usage {
         })
     }
 
+    /// Forgets, once an hour, the samples of pods and endpoints not sampled for
+    /// [`KEEP_HOURS`] (gone, or no longer measured), so memory stays the size of what runs.
+    fn prune(state: &mut State, hour: i64) {
+        if state.pruned == hour {
+            return;
+        }
+        state.pruned = hour;
+        let keep = Duration::from_secs(u64::try_from(KEEP_HOURS).unwrap_or(192) * 3600);
+        state
+            .pods
+            .retain(|_, p| p.seen.is_none_or(|at| at.elapsed() < keep));
+        state
+            .health
+            .retain(|_, e| e.hours.back().is_some_and(|(h, _)| *h > hour - KEEP_HOURS));
+    }
+
+    /// Takes one sample of an endpoint's `/health` read at `read_at` (a read already sampled
+    /// is not taken again): how many workers ran a job (at most `max_workers`, what the
+    /// endpoint may run, so a hostile answer cannot grow the histogram), whether one was
+    /// throttled and whether a job was queued. By hour of the controller's clock; hours older
+    /// than [`KEEP_HOURS`] are dropped.
+    pub fn sample_health(
+        &self,
+        endpoint: &str,
+        read_at: Instant,
+        health: &Health,
+        max_workers: u32,
+    ) {
+        self.sample_health_at(
+            hour_of(Timestamp::now()),
+            endpoint,
+            read_at,
+            health,
+            max_workers,
+        );
+    }
+
+    /// [`Usage::sample_health`] at `hour` (hours since 1970).
+    fn sample_health_at(
+        &self,
+        hour: i64,
+        endpoint: &str,
+        read_at: Instant,
+        health: &Health,
+        max_workers: u32,
+    ) {
+        let mut state = self.lock();
+        Self::prune(&mut state, hour);
+        let samples = state.health.entry(endpoint.to_string()).or_default();
+        if samples.last == Some(read_at) {
+            return;
+        }
+        samples.last = Some(read_at);
+        if samples.hours.back().is_none_or(|(h, _)| *h != hour) {
+            samples.hours.push_back((
+                hour,
+                Sampled {
+                    hours: 1,
+                    ..Sampled::default()
+                },
+            ));
+        }
+        while samples
+            .hours
+            .front()
+            .is_some_and(|(h, _)| *h <= hour - KEEP_HOURS)
+        {
+            samples.hours.pop_front();
+        }
+        if let Some((_, sampled)) = samples.hours.back_mut() {
+            sampled.record(
+                health.workers.running.min(u64::from(max_workers)),
+                health.workers.throttled > 0,
+                health.jobs.in_queue > 0,
+            );
+        }
+    }
+
+    /// An endpoint's `/health` samples over the last `window` hours (the hour in progress
+    /// included); `None` before the first.
+    pub fn health_sampled(&self, endpoint: &str, window: u32) -> Option<Sampled> {
+        self.health_sampled_at(hour_of(Timestamp::now()), endpoint, window)
+    }
+
+    /// [`Usage::health_sampled`] at `hour`.
+    fn health_sampled_at(&self, hour: i64, endpoint: &str, window: u32) -> Option<Sampled> {
+        let oldest = hour - i64::from(window.max(1));
+        let state = self.lock();
+        let mut all = Sampled::default();
+        for (_, hour) in state
+            .health
+            .get(endpoint)?
+            .hours
+            .iter()
+            .filter(|(h, _)| *h > oldest)
+        {
+            all.merge(hour);
+        }
+        (all.samples() > 0).then_some(all)
+    }
+
     /// Takes one sample of a pod's GPUs, if it runs and RunPod says its utilisation: busy when
     /// any GPU is at [`POD_BUSY_PERCENT`] or more. The controller samples a pod each time it
     /// reconciles its workload (every resync at least). Not rebuilt after a restart: RunPod
@@ -291,10 +413,7 @@ impl Usage {
         };
         let busy = util >= POD_BUSY_PERCENT;
         let mut state = self.lock();
-        let keep = Duration::from_secs(u64::try_from(KEEP_HOURS).unwrap_or(192) * 3600);
-        state
-            .pods
-            .retain(|_, p| p.seen.is_none_or(|at| at.elapsed() < keep));
+        Self::prune(&mut state, hour_of(Timestamp::now()));
         let samples = state.pods.entry(pod.id.clone()).or_default();
         if uptime < samples.uptime {
             // The container restarted: its uptime hours begin again.
@@ -443,6 +562,48 @@ mod tests {
             "runtime": {"uptime": uptime, "gpus": utils.iter().map(|u| serde_json::json!({"util": u})).collect::<Vec<_>>()}
         }))
         .unwrap()
+    }
+
+    fn health(running: u64, throttled: u64, in_queue: u64) -> Health {
+        serde_json::from_value(json!({
+            "jobs": {"completed": 0, "inProgress": running, "inQueue": in_queue},
+            "workers": {"idle": 0, "running": running, "throttled": throttled}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn health_samples_are_kept_by_hour_each_read_once_and_bounded() {
+        let usage = Usage::default();
+        let first = Instant::now();
+        let second = first + Duration::from_secs(1);
+        let third = first + Duration::from_secs(2);
+        // Hour 100: two reads, the second given twice (a cached answer): two samples.
+        usage.sample_health_at(100, "ep", first, &health(2, 0, 0), 5);
+        usage.sample_health_at(100, "ep", second, &health(0, 1, 3), 5);
+        usage.sample_health_at(100, "ep", second, &health(0, 1, 3), 5);
+        // Hour 101: a hostile count of running workers counts as the endpoint's maximum.
+        usage.sample_health_at(101, "ep", third, &health(1_000_000, 0, 0), 5);
+        let all = usage.health_sampled_at(101, "ep", 24).unwrap();
+        assert_eq!((all.samples(), all.hours), (3, 2));
+        assert_eq!((all.busy.max(), all.throttled, all.queued), (5, 1, 1));
+        assert_eq!(all.busy.seconds.len(), 6, "levels up to the maximum only");
+        // A one-hour window at hour 101 holds that hour only.
+        let last = usage.health_sampled_at(101, "ep", 1).unwrap();
+        assert_eq!((last.samples(), last.hours), (1, 1));
+        // Another endpoint, never sampled: nothing. Hours past the kept ones are dropped.
+        assert!(usage.health_sampled_at(101, "other", 24).is_none());
+        let later = first + Duration::from_secs(3);
+        usage.sample_health_at(101 + KEEP_HOURS, "ep", later, &health(0, 0, 0), 5);
+        let kept = usage
+            .health_sampled_at(101 + KEEP_HOURS, "ep", 7 * 24)
+            .unwrap();
+        assert_eq!(kept.samples(), 1, "hours older than the kept ones are gone");
+        assert_eq!(usage.lock().health["ep"].hours.len(), 1);
+        // An endpoint not sampled for the kept hours is forgotten (once an hour).
+        let latest = first + Duration::from_secs(4);
+        usage.sample_health_at(200 + 2 * KEEP_HOURS, "new", latest, &health(0, 0, 0), 5);
+        assert!(!usage.lock().health.contains_key("ep"));
     }
 
     #[test]

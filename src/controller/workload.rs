@@ -251,7 +251,15 @@ fn measure(
     let Ok(rates) = serverless_rates(&w.spec, prices) else {
         return keep;
     };
-    let (advice, decision) = auto_decide(&w.spec, side, active, &measured.billed, &rates);
+    let sampled = usage.health_sampled(id, w.spec.window_hours());
+    let (advice, decision) = auto_decide(
+        &w.spec,
+        side,
+        active,
+        &measured.billed,
+        sampled.as_ref(),
+        &rates,
+    );
     Measurement {
         advice: advice.map(|a| (a, measured.until)),
         auto_active: decision.active,
@@ -484,13 +492,14 @@ async fn apply(w: Arc<GpuWorkload>, ctx: &Context) -> Result<Action, Error> {
         .and_then(|id| snapshot.pod(id))
         .and_then(|p| p.gpu.clone());
     // An endpoint's state: its workers up over its maximum, from its health (read at most once
-    // per resync interval).
+    // per resync interval), which is also a sample of its use.
     if let Some(id) = tracked.as_deref()
         && let Some(max) = snapshot.endpoint(id).map(|e| e.workers.max.unwrap_or(0))
-        && let Some(health) = runtime.inventory.endpoint_health(id).await
+        && let Some((read_at, health)) = runtime.inventory.endpoint_health(id).await
     {
         let up = health.workers.idle + health.workers.running;
         item.state = Some(format!("{up}/{max} running"));
+        runtime.usage.sample_health(id, read_at, &health, max);
     }
     let previous_ready = w
         .status

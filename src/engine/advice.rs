@@ -37,6 +37,10 @@ pub struct Concurrency {
     pub seconds: Vec<u64>,
     /// How many times a flex worker started (each start bills a cold start and an idle tail).
     pub scale_ups: u64,
+    /// The most workers seen busy at once by sampling `/health` (0: not sampled). A histogram
+    /// from hourly bills averages each hour; a burst shorter than that shows here, and the Pod
+    /// side is sized for it.
+    pub peak: u32,
 }
 
 impl Concurrency {
@@ -132,6 +136,70 @@ impl Concurrency {
     }
 }
 
+/// What `/health` said at the instants it was read (the controller reads it once a resync):
+/// how many workers ran a job, and whether a worker waited for a GPU (throttled: RunPod had
+/// none free) or a job waited in the queue. Hourly bills average an hour; samples see a burst
+/// shorter than one, and the time the endpoint could not get the GPUs it wanted.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Sampled {
+    /// Samples by how many workers were running a job (each sample counts one).
+    pub busy: Concurrency,
+    /// Samples with a worker throttled.
+    pub throttled: u64,
+    /// Samples with a job in the queue.
+    pub queued: u64,
+    /// Hours with at least one sample.
+    pub hours: u32,
+}
+
+impl Sampled {
+    /// Adds one sample.
+    pub fn record(&mut self, running: u64, throttled: bool, queued: bool) {
+        self.busy
+            .record(u32::try_from(running).unwrap_or(u32::MAX), 1);
+        self.throttled += u64::from(throttled);
+        self.queued += u64::from(queued);
+    }
+
+    /// Adds the samples of `other` (another hour).
+    pub fn merge(&mut self, other: &Sampled) {
+        for (level, n) in other.busy.seconds.iter().enumerate() {
+            if *n > 0 {
+                self.busy.record(level as u32, *n);
+            }
+        }
+        self.throttled = self.throttled.saturating_add(other.throttled);
+        self.queued = self.queued.saturating_add(other.queued);
+        self.hours = self.hours.saturating_add(other.hours);
+    }
+
+    /// How many samples.
+    pub fn samples(&self) -> u64 {
+        self.busy.window_seconds()
+    }
+
+    /// The hours of the sampled time that `count` of the samples stand for (the share of the
+    /// samples, of the hours sampled), to a tenth.
+    fn hours_of(&self, count: u64) -> Decimal {
+        let samples = self.samples();
+        if samples == 0 {
+            return Decimal::ZERO;
+        }
+        (Decimal::from(count) * Decimal::from(self.hours) / Decimal::from(samples)).round_dp(1)
+    }
+
+    /// Hours a worker waited for a GPU (estimated from the samples).
+    pub fn throttled_hours(&self) -> Decimal {
+        self.hours_of(self.throttled)
+    }
+
+    /// Hours a job waited in the queue (estimated from the samples).
+    pub fn queued_hours(&self) -> Decimal {
+        self.hours_of(self.queued)
+    }
+}
+
 /// What one worker (or Pod) costs, for one workload's GPU type and count.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Rates {
@@ -217,6 +285,9 @@ pub struct Advice {
     /// USD per month saved by the best way (0 when the current one is best).
     #[serde(with = "rust_decimal::serde::str")]
     pub saving_per_month: Decimal,
+    /// What `/health` showed when sampled, if it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sampled: Option<Sampled>,
 }
 
 /// Why no advice can be given.
@@ -310,7 +381,7 @@ pub fn advise(
     }
     if pods_allowed {
         candidates.push(Config::Pod {
-            count: usage.max().max(1),
+            count: usage.max().max(usage.peak).max(1),
         });
     }
     if !candidates.contains(&current.config) {
@@ -335,6 +406,7 @@ pub fn advise(
         options,
         best,
         saving_per_month,
+        sampled: None,
     })
 }
 
@@ -400,6 +472,19 @@ pub fn advice_status(
         busy_workers_p95: advice.p95,
         busy_workers_max: advice.max,
         measured_until: measured_until.to_string(),
+        sampled: advice
+            .sampled
+            .as_ref()
+            .filter(|s| s.samples() > 0)
+            .map(|s| crate::api::SampledUse {
+                samples: s.samples(),
+                hours: s.hours,
+                busy_workers_p50: s.busy.percentile(50),
+                busy_workers_p95: s.busy.percentile(95),
+                busy_workers_max: s.busy.max(),
+                throttled_hours: s.throttled_hours().to_string(),
+                queued_hours: s.queued_hours().to_string(),
+            }),
     };
     let cheaper =
         advice.best.config != advice.current.config && advice.saving_per_month > Decimal::ZERO;
@@ -421,10 +506,20 @@ pub fn advice_status(
             Decimal::ZERO
         }),
     };
-    let evidence = format!(
+    let mut evidence = format!(
         "measured {} h: busy {} h/day, busy workers p50/p95/max {}/{}/{}",
         advice.window_hours, advice.busy_hours_per_day, advice.p50, advice.p95, advice.max
     );
+    if let Some(s) = advice.sampled.as_ref().filter(|s| s.samples() > 0) {
+        evidence.push_str(&format!(
+            "; sampled {} times over {} h: at most {} busy at once, throttled {} h, queued {} h",
+            s.samples(),
+            s.hours,
+            s.busy.max(),
+            s.throttled_hours(),
+            s.queued_hours()
+        ));
+    }
     let verdict = if cheaper {
         Verdict::yes(
             crate::api::CONDITION_COST_ADVICE,
@@ -473,8 +568,9 @@ pub struct AutoDecision {
 }
 
 /// The advice for a serverless workload measured as `billed` (USD per hour, oldest first,
-/// from its endpoint's hourly bill while it ran `active` always-on workers), and what `Auto`
-/// does with it. `side`: the side a `type: Auto` workload runs as now (`None` for another
+/// from its endpoint's hourly bill while it ran `active` always-on workers) and `sampled`
+/// (its `/health` samples, if any: the Pod side is sized for the most workers they saw busy
+/// at once), and what `Auto` does with it. `side`: the side a `type: Auto` workload runs as now (`None` for another
 /// type). `Auto` acts only on a whole window (`spec.measurement.windowDays`) and only when
 /// the new way is cheaper than what runs by more than the spec's margin; `type: Auto` moves
 /// to one Pod only (a workload is one pod). Pure: the controller and the CLI both call it.
@@ -483,6 +579,7 @@ pub fn auto_decide(
     side: Option<crate::api::WorkloadType>,
     active: u32,
     billed: &[Decimal],
+    sampled: Option<&Sampled>,
     rates: &Rates,
 ) -> (Option<Advice>, AutoDecision) {
     use crate::api::{WorkerClass, WorkloadType};
@@ -493,7 +590,8 @@ pub fn auto_decide(
     let margin = spec.switch_margin();
     let window = spec.window_hours();
     let whole = billed.len() >= usize::try_from(window).unwrap_or(usize::MAX);
-    let histogram = Concurrency::from_hours(active, &flex_seconds_of(billed, active, rates));
+    let mut histogram = Concurrency::from_hours(active, &flex_seconds_of(billed, active, rates));
+    histogram.peak = sampled.map_or(0, |s| s.busy.max());
     let max = settings.max_workers.max(1);
     let auto_active = auto.then(|| {
         if !whole {
@@ -506,7 +604,12 @@ pub fn auto_decide(
             _ => active,
         }
     });
-    let advice = advise(Config::Serverless { active }, &histogram, rates, max, true).ok();
+    let advice = advise(Config::Serverless { active }, &histogram, rates, max, true)
+        .ok()
+        .map(|a| Advice {
+            sampled: sampled.cloned(),
+            ..a
+        });
     let auto_side = side.map(
         |side| match advice.as_ref().and_then(|a| switch_to(a, margin)) {
             Some(Config::Pod { count: 1 }) if whole && side == WorkloadType::Serverless => {
@@ -536,7 +639,7 @@ pub fn auto_decide(
                 billed.len()
             ),
             Config::Pod { count } if count > 1 => format!(
-                "{count} pods would serve the busiest hour and a workload runs one pod, so Auto stays Serverless"
+                "{count} workers were busy at once, so {count} pods would serve it and a workload runs one pod: Auto stays Serverless"
             ),
             config => format!(
                 "Auto keeps what runs: {config} saves less than the {}% margin (spec.measurement.switchMarginPercent)",
@@ -864,6 +967,7 @@ mod tests {
             Some(Serverless),
             0,
             &billed(24, busy, &rates),
+            None,
             &rates,
         );
         assert_eq!(advice.unwrap().best.config, Config::Pod { count: 1 });
@@ -880,6 +984,7 @@ mod tests {
             Some(Serverless),
             0,
             &billed(48, busy, &rates),
+            None,
             &rates,
         );
         assert_eq!((decision.side, decision.held), (Some(Pod), None));
@@ -890,6 +995,7 @@ mod tests {
             Some(Serverless),
             0,
             &billed(48, near, &rates),
+            None,
             &rates,
         );
         assert_eq!(advice.unwrap().best.config, Config::Pod { count: 1 });
@@ -904,10 +1010,11 @@ mod tests {
             Some(Serverless),
             0,
             &billed(48, near, &rates),
+            None,
             &rates,
         );
         assert_eq!(decision.side, Some(Pod));
-        let (_, decision) = auto_decide(&eager, None, 0, &billed(48, busy, &rates), &rates);
+        let (_, decision) = auto_decide(&eager, None, 0, &billed(48, busy, &rates), None, &rates);
         assert_eq!((decision.side, decision.held), (None, None));
     }
 
@@ -922,6 +1029,7 @@ mod tests {
             Some(Serverless),
             0,
             &billed(48, Decimal::from(3), &rates),
+            None,
             &rates,
         );
         let advice = advice.unwrap();
@@ -936,6 +1044,79 @@ mod tests {
         assert_eq!(decision.side, Some(Serverless));
     }
 
+    /// Two workers busy for half of every hour read as one busy all hour in the hourly bill (22
+    /// h/day: a Pod looks a quarter cheaper). `/health` samples see the two at once: the Pod
+    /// side needs two pods, and `type: Auto` stays an endpoint.
+    #[test]
+    fn type_auto_stays_serverless_when_samples_saw_a_burst_the_bill_averages() {
+        use crate::api::WorkloadType::{Pod, Serverless};
+        let rates = a100();
+        let spec = auto_spec(serde_json::json!({"serverless": {"maxWorkers": 3}}));
+        let bill = billed(48, Decimal::new(22, 0) / Decimal::from(24), &rates);
+        let (_, unsampled) = auto_decide(&spec, Some(Serverless), 0, &bill, None, &rates);
+        assert_eq!(unsampled.side, Some(Pod), "the bill alone moves it");
+        let mut sampled = Sampled::default();
+        for n in 0..100u64 {
+            // Half the samples see two busy, a tenth a worker waiting for a GPU, a fifth a
+            // job queued.
+            sampled.record(if n % 2 == 0 { 2 } else { 0 }, n % 10 == 0, n % 5 == 0);
+        }
+        let mut second = Sampled {
+            hours: 47,
+            ..Sampled::default()
+        };
+        second.record(1, false, false);
+        sampled.hours = 1;
+        sampled.merge(&second);
+        assert_eq!((sampled.samples(), sampled.hours), (101, 48));
+        let (advice, decision) =
+            auto_decide(&spec, Some(Serverless), 0, &bill, Some(&sampled), &rates);
+        let advice = advice.unwrap();
+        assert_eq!(decision.side, Some(Serverless));
+        assert!(
+            advice
+                .options
+                .iter()
+                .any(|o| o.config == Config::Pod { count: 2 }),
+            "{:?}",
+            advice.options
+        );
+        // One active worker (busy 22 h/day, past 18.9) is the cheapest way now.
+        assert_eq!(advice.best.config, Config::Serverless { active: 1 });
+        // The status says what the samples saw: 10 of 101 samples throttled over 48 h.
+        let (utilisation, _, verdict) = advice_status(&advice, "x");
+        let seen = utilisation.sampled.unwrap();
+        assert_eq!(
+            (seen.samples, seen.hours, seen.busy_workers_max),
+            (101, 48, 2)
+        );
+        assert_eq!(seen.busy_workers_p95, 2);
+        assert_eq!(seen.throttled_hours, "4.8");
+        assert_eq!(seen.queued_hours, "9.5");
+        assert!(
+            verdict
+                .message
+                .contains("at most 2 busy at once, throttled 4.8 h"),
+            "{}",
+            verdict.message
+        );
+        // Cheaper as two pods (four workers busy at once for most of the window, a bill of
+        // three): the advice names 4 pods and Auto says why it stays.
+        let mut crowded = Sampled::default();
+        crowded.record(4, false, false);
+        let (_, decision) = auto_decide(
+            &spec,
+            Some(Serverless),
+            0,
+            &billed(48, Decimal::from(3), &rates),
+            Some(&crowded),
+            &rates,
+        );
+        assert_eq!(decision.side, Some(Serverless));
+        let held = decision.held.unwrap_or_default();
+        assert!(held.contains("4 workers were busy at once"), "{held}");
+    }
+
     #[test]
     fn worker_class_auto_sets_the_best_active_count_on_a_whole_window_only() {
         let rates = a100();
@@ -945,9 +1126,9 @@ mod tests {
         }));
         // Two workers busy all the time: two active ones pay off.
         let two = billed(48, Decimal::from(2), &rates);
-        let (_, decision) = auto_decide(&spec, None, 0, &two, &rates);
+        let (_, decision) = auto_decide(&spec, None, 0, &two, None, &rates);
         assert_eq!(decision.active, Some(2));
-        let (_, decision) = auto_decide(&spec, None, 0, &two[..47], &rates);
+        let (_, decision) = auto_decide(&spec, None, 0, &two[..47], None, &rates);
         assert_eq!(decision.active, Some(0), "half a window changes nothing");
         assert!(decision.held.is_some());
     }

@@ -597,15 +597,16 @@ impl Inventory {
 
     /// An endpoint's live worker and job counters (`/v2/{id}/health`), read at most once per
     /// resync interval, and at most [`HEALTH_READS_PER_RESYNC`] reads per interval for the
-    /// account; otherwise (or on a failed read) the last one known, or `None`.
-    pub async fn endpoint_health(&self, id: &str) -> Option<Health> {
+    /// account; otherwise (or on a failed read) the last one known, or `None`. With the
+    /// instant it was read (a caller that samples it takes each read once).
+    pub async fn endpoint_health(&self, id: &str) -> Option<(Instant, Health)> {
         {
             let mut state = lock(&self.state);
             let known = state.health.get(id).copied();
-            if let Some((at, health)) = known
+            if let Some((at, _)) = known
                 && at.elapsed() < self.resync
             {
-                return Some(health);
+                return known;
             }
             let (reads, since) = &mut state.health_reads;
             if since.is_none_or(|t| t.elapsed() >= self.resync) {
@@ -613,7 +614,7 @@ impl Inventory {
                 *since = Some(Instant::now());
             }
             if *reads >= HEALTH_READS_PER_RESYNC {
-                return known.map(|(_, h)| h);
+                return known;
             }
             *reads += 1;
         }
@@ -630,12 +631,11 @@ impl Inventory {
                         .collect();
                     state.health.retain(|k, _| live.contains(k));
                 }
-                state
-                    .health
-                    .insert(id.to_string(), (Instant::now(), health));
-                Some(health)
+                let read = (Instant::now(), health);
+                state.health.insert(id.to_string(), read);
+                Some(read)
             }
-            Err(_) => lock(&self.state).health.get(id).map(|(_, h)| *h),
+            Err(_) => lock(&self.state).health.get(id).copied(),
         }
     }
 
