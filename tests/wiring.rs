@@ -707,6 +707,75 @@ async fn type_auto_moves_a_busy_endpoint_to_a_pod_make_before_break() {
     assert_eq!(sides().unwrap().0, 0);
 }
 
+/// `type: Auto` on an endpoint whose traffic comes in pairs: two jobs of 1,500 s at the top of
+/// every hour. RunPod's hourly bill averages that to one worker busy most of the hour (about
+/// 20 h/day, where one Pod looks cheapest and the bill alone would move the workload); the
+/// controller's `/health` samples see the two at once, so the Pod side needs two pods and the
+/// workload stays an endpoint. The status shows what the samples saw.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn type_auto_keeps_an_endpoint_whose_bursts_one_pod_could_not_serve() {
+    let h = Harness::new(20.0).await;
+    let (_a, workloads, endpoint_id) = one_ready(
+        &h,
+        "pairs",
+        json!({"type": "Auto", "image": "img:1", "gpu": {"types": [A100]},
+               "serverless": {"maxWorkers": 3},
+               "measurement": {"windowDays": 1},
+               "spendingCap": {"usdPerHour": "10"}}),
+    )
+    .await;
+    let key = h.sim.api_key.clone();
+    for _ in 0..27 {
+        let (key, id) = (key.clone(), endpoint_id.clone());
+        h.sim.sim.with_world(move |w| {
+            for _ in 0..2 {
+                w.submit_job(&key, &id, json!({"simulatedSeconds": 1500}))
+                    .unwrap();
+            }
+        });
+        // Two seconds (40 s of the simulator's clock): past the cold start, sampled by a
+        // resync or two while both run. Then on to the next hour.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        h.sim_admin("clock", json!({"advanceSeconds": 3560})).await;
+    }
+    // A whole day measured from the bill (read an hour after each closes).
+    let w = eventually_status(&workloads, "pairs", |s| {
+        s.utilisation.as_ref().is_some_and(|u| {
+            u.window_hours.parse::<f64>().unwrap_or(0.0) >= 24.0 && u.sampled.is_some()
+        })
+    })
+    .await;
+    let status = w.status.unwrap();
+    let utilisation = status.utilisation.unwrap();
+    let busy: f64 = utilisation.busy_hours_per_day.parse().unwrap();
+    assert!(
+        busy > 16.6,
+        "the bill reads one worker busy most of every hour: {utilisation:?}"
+    );
+    assert_eq!(
+        utilisation.busy_workers_max, 1,
+        "the bill averages the pairs: {utilisation:?}"
+    );
+    let sampled = utilisation.sampled.unwrap();
+    assert_eq!(sampled.busy_workers_max, 2, "{sampled:?}");
+    assert_eq!(status.runs_as, Some(WorkloadType::Serverless));
+    let recommendation = status.recommendation.unwrap();
+    assert_ne!(recommendation.configuration, "1 Pod", "{recommendation:?}");
+    let advice = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "CostAdvice")
+        .unwrap();
+    assert!(
+        advice.message.contains("at most 2 busy at once"),
+        "{}",
+        advice.message
+    );
+    // And it stays an endpoint.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(h.creates(), 1, "no pod was made");
+}
+
 /// `type: Auto` on a Pod: the controller samples the pod's GPUs on each reconcile, by hour of
 /// the pod's uptime; once a whole window of hours shows it busy a fifth of the time, it moves
 /// the workload back to a flex endpoint, and deletes the pod only once the endpoint exists.
