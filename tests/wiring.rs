@@ -782,7 +782,7 @@ async fn type_auto_keeps_an_endpoint_whose_bursts_one_pod_could_not_serve() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn type_auto_moves_a_mostly_idle_pod_back_to_serverless() {
     let h = Harness::new(20.0).await;
-    let (_a, workloads, pod_id) = one_ready(
+    let (a, workloads, pod_id) = one_ready(
         &h,
         "quiet",
         json!({"type": "Pod", "image": "img:1", "gpu": {"types": [A100]},
@@ -815,7 +815,15 @@ async fn type_auto_moves_a_mostly_idle_pod_back_to_serverless() {
         })
     };
     let mut measured = None;
-    for _ in 0..27 {
+    let mut controller = Some(a);
+    for hour in 0..27 {
+        if hour == 14 {
+            // The controller restarts half way: RunPod keeps no history of a pod's GPUs, so
+            // the new one starts from the status's figures (else it would need a whole day
+            // again, past this loop).
+            controller.take().unwrap().stop().await.unwrap();
+            controller = Some(h.start("b", Duration::from_secs(1)));
+        }
         h.sim_admin("clock", json!({"advanceSeconds": 3600})).await;
         tokio::time::sleep(Duration::from_millis(1500)).await;
         let (pods, endpoints) = counts();
@@ -861,6 +869,10 @@ async fn type_auto_moves_a_mostly_idle_pod_back_to_serverless() {
     .await;
     assert!(w.status.is_some());
     let utilisation = measured.expect("the pod's measured use, in the status before the move");
+    assert_eq!(
+        utilisation.measured_from,
+        Some(runpod_operator::api::MeasuredFrom::PodGpu)
+    );
     let busy: f64 = utilisation.busy_hours_per_day.parse().unwrap();
     assert!(
         (1.0..=10.0).contains(&busy),

@@ -584,12 +584,26 @@ pub struct Utilisation {
     pub busy_workers_max: u32,
     /// The last hour measured (RunPod's billing is read an hour after it closes).
     pub measured_until: String,
+    /// Where the figures come from: `Billing` (an endpoint's hourly bill) or `PodGpu` (a
+    /// `type: Auto` pod's GPU utilisation, sampled by the controller).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured_from: Option<MeasuredFrom>,
     /// What the endpoint's `/health` showed when the controller sampled it (once a resync):
     /// bursts shorter than an hour, and time spent waiting for GPUs. Kept in the controller's
     /// memory (a restart starts the samples over; the hourly figures above come back from
     /// RunPod's billing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sampled: Option<SampledUse>,
+}
+
+/// Where a measurement comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum MeasuredFrom {
+    /// The endpoint's hourly serverless bill (RunPod keeps it: rebuilt after a restart).
+    Billing,
+    /// The pod's GPU utilisation, sampled on each reconcile (a restart starts from the
+    /// status's figures, if recent).
+    PodGpu,
 }
 
 /// An endpoint's `/health` samples over the measured window.

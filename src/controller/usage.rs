@@ -23,7 +23,10 @@ use std::{
 };
 
 use k8s_openapi::jiff::Timestamp;
-use rust_decimal::{Decimal, prelude::FromPrimitive};
+use rust_decimal::{
+    Decimal,
+    prelude::{FromPrimitive, ToPrimitive},
+};
 
 use crate::{
     engine::advice::Sampled,
@@ -430,6 +433,41 @@ impl Usage {
         }
     }
 
+    /// Seeds a pod that has no samples in this process (the controller restarted) with what
+    /// the workload's status says was measured before: `hours` whole hours of uptime just
+    /// before the current one, each busy `busy_per_day` ÷ 24 of the hour, so a restart does
+    /// not cost a `type: Auto` Pod a week of measuring. Only the hours the pod's container has
+    /// been up for (a restarted container starts over). The figures a decision reads (total
+    /// busy time over the window) are the status's exactly; how they spread over the hours is
+    /// not kept. Returns whether it seeded.
+    pub fn seed_pod(
+        &self,
+        pod: &crate::runpod::types::Pod,
+        hours: u32,
+        busy_per_day: Decimal,
+    ) -> bool {
+        let Some(uptime) = pod.runtime.as_ref().and_then(|r| r.uptime) else {
+            return false;
+        };
+        let current = uptime / 3600;
+        let hours = u64::from(hours)
+            .min(current)
+            .min(u64::try_from(WINDOW_HOURS).unwrap_or(168));
+        let share = (busy_per_day / Decimal::from(24)).clamp(Decimal::ZERO, Decimal::ONE);
+        let busy = (share * Decimal::from(1_000)).round().to_u32().unwrap_or(0);
+        let mut state = self.lock();
+        let samples = state.pods.entry(pod.id.clone()).or_default();
+        if hours == 0 || !samples.hours.is_empty() {
+            return false;
+        }
+        samples.uptime = uptime;
+        samples.seen = Some(Instant::now());
+        for hour in current - hours..current {
+            samples.hours.insert(hour, (1_000, busy));
+        }
+        true
+    }
+
     /// A pod's busy seconds per sampled hour (the busy share of its samples, times an hour)
     /// over the last `window` whole hours of its uptime (the hour in progress is not one yet,
     /// so the figures change hourly at most), oldest first; hours without a sample are left
@@ -437,7 +475,7 @@ impl Usage {
     pub fn pod_measured(&self, pod: &str, window: u32) -> Option<Vec<Decimal>> {
         let state = self.lock();
         let samples = state.pods.get(pod)?;
-        let current = *samples.hours.keys().next_back()?;
+        let current = samples.uptime / 3600;
         let oldest = current.saturating_sub(u64::from(window.max(1)));
         let hours: Vec<Decimal> = samples
             .hours
@@ -658,5 +696,39 @@ mod tests {
             assert_eq!(odd.runtime.as_ref().unwrap().uptime, None);
         }
         assert_eq!(usage.pod_measured("p2", 24), None);
+    }
+
+    #[test]
+    fn a_restarted_controller_seeds_a_pod_from_the_status_figures_within_its_uptime() {
+        let pod = |up: u64| -> crate::runpod::types::Pod {
+            serde_json::from_value(json!({
+                "id": "p1", "name": "n", "status": "RUNNING",
+                "runtime": {"uptime": up, "gpus": [{"id": "g", "gpuUtilPercent": 0}]}
+            }))
+            .unwrap()
+        };
+        // 12 hours measured at 6 busy hours a day, the pod up 10.5 hours: only the 10 whole
+        // hours it has been up are seeded, each a quarter busy.
+        let usage = Usage::default();
+        assert!(usage.seed_pod(&pod(37_800), 12, Decimal::from(6)));
+        let hours = usage.pod_measured("p1", 24).unwrap();
+        assert_eq!(hours, vec![Decimal::from(900); 10]);
+        // Seeded once: samples already there are never replaced.
+        assert!(!usage.seed_pod(&pod(37_900), 12, Decimal::from(24)));
+        assert_eq!(usage.pod_measured("p1", 24).unwrap().len(), 10);
+        // A busy share past a whole day counts as a whole day; a pod without uptime, or up
+        // less than an hour, is not seeded.
+        let usage = Usage::default();
+        assert!(usage.seed_pod(&pod(7_300), 168, Decimal::from(1_000)));
+        assert_eq!(
+            usage.pod_measured("p1", 24).unwrap(),
+            vec![Decimal::from(3_600); 2]
+        );
+        let usage = Usage::default();
+        assert!(!usage.seed_pod(&pod(1_000), 12, Decimal::from(6)));
+        let mut unknown = pod(37_800);
+        unknown.runtime = None;
+        assert!(!usage.seed_pod(&unknown, 12, Decimal::from(6)));
+        assert_eq!(usage.pod_measured("p1", 24), None);
     }
 }

@@ -18,8 +18,8 @@ use crate::{
     api::{
         CONDITION_COST_ADVICE, CONDITION_INSUFFICIENT_CREDIT, CONDITION_READY,
         CONDITION_RECONCILING, CONDITION_SPEND_CAP_EXCEEDED, DeletionPolicy, GpuWorkload,
-        GpuWorkloadStatus, ManagementPolicy, Recommendation, RunPodAccount, Utilisation,
-        WorkerClass, WorkloadType,
+        GpuWorkloadStatus, ManagementPolicy, MeasuredFrom, Recommendation, RunPodAccount,
+        Utilisation, WorkerClass, WorkloadType,
     },
     engine::{
         advice::{Advice, advice_status, auto_decide, auto_decide_pod, serverless_rates},
@@ -191,6 +191,8 @@ struct Measurement {
     auto_type: Option<WorkloadType>,
     /// Why `Auto` does not take the cheaper way the advice names, if it does not.
     held: Option<String>,
+    /// Where the advice's figures come from.
+    from: Option<MeasuredFrom>,
 }
 
 /// The side a `type: Auto` workload runs as now: the one the status records, else the one
@@ -241,6 +243,7 @@ fn measure(
         auto_active: running.filter(|_| auto),
         auto_type: side,
         held: None,
+        from: None,
     };
     let (Some(id), Some(_)) = (id, running) else {
         return keep;
@@ -265,6 +268,7 @@ fn measure(
         auto_active: decision.active,
         auto_type: decision.side,
         held: decision.held,
+        from: Some(MeasuredFrom::Billing),
     }
 }
 
@@ -285,6 +289,7 @@ fn measure_pod(
     let Some(pod) = snapshot.pod_of(known, &owner(w).runpod_name()) else {
         return stay;
     };
+    seed_from_status(w, usage, pod);
     usage.sample_pod(pod);
     let (Some(busy), Ok(rates)) = (
         usage.pod_measured(&pod.id, w.spec.window_hours()),
@@ -304,6 +309,46 @@ fn measure_pod(
         auto_active: decision.active,
         auto_type: decision.side,
         held: decision.held,
+        from: Some(MeasuredFrom::PodGpu),
+    }
+}
+
+/// How old the measurement in a status may be and still seed a restarted controller's pod
+/// samples (a restart that took longer measures again).
+const SEED_WITHIN_SECONDS: i64 = 3 * 3600;
+
+/// After a restart, the pod's samples start from what the status says was measured (RunPod
+/// keeps no history of a pod's GPU use): the window's hours and busy hours a day, when the
+/// status measured this pod, recently. Status fields that do not read are ignored (then the
+/// pod is measured again).
+fn seed_from_status(w: &GpuWorkload, usage: &super::usage::Usage, pod: &crate::runpod::types::Pod) {
+    let Some(status) = w.status.as_ref() else {
+        return;
+    };
+    let Some(u) = status.utilisation.as_ref().filter(|u| {
+        u.measured_from == Some(MeasuredFrom::PodGpu)
+            && status.runs_as == Some(WorkloadType::Pod)
+            && status.runpod_id.as_deref() == Some(&pod.id)
+    }) else {
+        return;
+    };
+    let recent = u
+        .measured_until
+        .parse::<Timestamp>()
+        .is_ok_and(|t| (Timestamp::now().as_second() - t.as_second()).abs() <= SEED_WITHIN_SECONDS);
+    let hours = u.window_hours.parse::<Decimal>().ok().and_then(|h| {
+        use rust_decimal::prelude::ToPrimitive;
+        h.trunc().to_u32().filter(|h| *h <= w.spec.window_hours())
+    });
+    let busy = u
+        .busy_hours_per_day
+        .parse::<Decimal>()
+        .ok()
+        .filter(|b| (Decimal::ZERO..=Decimal::from(24)).contains(b));
+    if let (true, Some(hours), Some(busy)) = (recent, hours, busy)
+        && usage.seed_pod(pod, hours, busy)
+    {
+        tracing::info!(pod = %pod.id, hours, busy_hours_per_day = %busy, "pod samples seeded from the status after a restart");
     }
 }
 
@@ -507,7 +552,9 @@ async fn apply(w: Arc<GpuWorkload>, ctx: &Context) -> Result<Action, Error> {
         .and_then(|s| s.conditions.iter().find(|c| c.type_ == CONDITION_READY))
         .map(|c| c.status == "True");
     let measured = measurement.advice.as_ref().map(|(advice, until)| {
-        let (utilisation, recommendation, mut verdict) = advice_status(advice, &until.to_string());
+        let (mut utilisation, recommendation, mut verdict) =
+            advice_status(advice, &until.to_string());
+        utilisation.measured_from = measurement.from;
         if let Some(why) = &switch_refused {
             verdict.message = format!("{}; type Auto did not switch: {why}", verdict.message);
         } else if let Some(why) = &measurement.held {

@@ -472,6 +472,7 @@ pub fn advice_status(
         busy_workers_p95: advice.p95,
         busy_workers_max: advice.max,
         measured_until: measured_until.to_string(),
+        measured_from: None,
         sampled: advice
             .sampled
             .as_ref()
