@@ -791,12 +791,8 @@ async fn max_workers_across_endpoints_stay_within_the_balance_quota() {
     })
     .await;
     // $100+ allows 10 workers.
-    assert_eq!(
-        h.create_endpoint(json!({"workers": {"max": 6}}))
-            .await
-            .status,
-        StatusCode::CREATED
-    );
+    let six = h.create_endpoint(json!({"workers": {"max": 6}})).await;
+    assert_eq!(six.status, StatusCode::CREATED);
     let reply = h.create_endpoint(json!({"workers": {"max": 5}})).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert!(
@@ -805,6 +801,23 @@ async fn max_workers_across_endpoints_stay_within_the_balance_quota() {
             .unwrap()
             .contains("quota of 10")
     );
+    // The balance falls to $50: the quota is 5 and the endpoint's 6 are past it, with nothing
+    // written. An update that takes no more of the quota (a new image, a lower maximum) goes
+    // through; one that raises the maximum does not.
+    let first = id(&six.body);
+    h.admin("account", json!({"balance": "50"})).await;
+    let path = format!("/v2/serverless/{first}");
+    let raise = h.patch(&path, json!({"workers": {"max": 8}})).await;
+    assert_eq!(raise.status, StatusCode::BAD_REQUEST, "{}", raise.body);
+    for body in [
+        json!({"image": "img:2"}),
+        json!({"workers": {"max": 6}}),
+        json!({"workers": {"max": 4}}),
+    ] {
+        let reply = h.patch(&path, body.clone()).await;
+        assert_eq!(reply.status, StatusCode::OK, "{body}: {}", reply.body);
+    }
+    assert_eq!(h.get(&path).await.body["workers"]["max"], 4);
     h.assert_conformant();
 }
 

@@ -237,6 +237,7 @@ impl World {
         key: &str,
         endpoint: &Endpoint,
         others_max: u64,
+        max_before: Option<u32>,
     ) -> Outcome<()> {
         if endpoint.endpoint_type == "QUEUE"
             && endpoint.scaling["type"] == "REQUEST_COUNT"
@@ -293,10 +294,15 @@ impl World {
                 format!("dataCenterIds: {unknown:?} is not a RunPod data centre"),
             ));
         }
-        // Summed in 64 bits: no quota is passed by a sum that wraps.
+        // Summed in 64 bits: no quota is passed by a sum that wraps. Checked on a create and on
+        // an update that raises the maximum: the quota follows the balance, so an account may
+        // find itself past it with nothing written, and an update that takes no more of it
+        // (a new image, a lower maximum) is not held by it (inferred: RunPod's docs say only
+        // that the sum cannot exceed the quota).
         let quota = self.accounts[key].worker_quota();
         let total = others_max + u64::from(endpoint.workers.max);
-        if total > u64::from(quota) {
+        let grows = max_before.is_none_or(|before| endpoint.workers.max > before);
+        if grows && total > u64::from(quota) {
             return Err(Refusal::new(
                 400,
                 format!(
@@ -366,7 +372,7 @@ impl World {
             .values()
             .map(|e| u64::from(e.workers.max))
             .sum();
-        self.check_endpoint_rules(key, &endpoint, others)?;
+        self.check_endpoint_rules(key, &endpoint, others, None)?;
         self.check_money(key, self.endpoint_floor_per_hour(&endpoint))?;
         endpoint.id = self.ids.id(14);
         let id = endpoint.id.clone();
@@ -442,7 +448,7 @@ impl World {
             .filter(|e| e.id != id)
             .map(|e| u64::from(e.workers.max))
             .sum();
-        self.check_endpoint_rules(key, &next, others)?;
+        self.check_endpoint_rules(key, &next, others, Some(current.workers.max))?;
         let added = self.endpoint_floor_per_hour(&next) - self.endpoint_floor_per_hour(current);
         if added > Decimal::ZERO {
             self.check_money(key, added)?;
