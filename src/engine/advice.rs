@@ -411,8 +411,8 @@ pub fn advise(
 }
 
 /// What a Serverless workload's workers cost: the first of `spec.gpu.types` with a serverless
-/// price (what its workers are billed at), with that GPU's Secure Cloud Pod price for the Pod
-/// alternative.
+/// price (what its workers are billed at), with that GPU's Pod price in the cloud the spec
+/// asks for (`spec.gpu.cloud`, Secure by default) for the Pod alternative.
 pub fn serverless_rates(
     spec: &crate::api::GpuWorkloadSpec,
     prices: &super::prices::PriceCatalogue,
@@ -424,7 +424,9 @@ pub fn serverless_rates(
         .find_map(|g| prices.pool_of(g).ok().map(|p| (g.clone(), p.clone())))
         .ok_or("none of spec.gpu.types has a serverless price")?;
     Ok(Rates {
-        pod_per_hour: prices.pod_per_hour(&gpu, false).ok(),
+        pod_per_hour: prices
+            .pod_per_hour(&gpu, spec.gpu.cloud == Some(crate::api::Cloud::Community))
+            .ok(),
         flex_per_second: pool.flex_per_second,
         active_per_second: pool.active_per_second,
         gpus: spec.gpu.count.max(1),
@@ -1116,6 +1118,21 @@ mod tests {
         assert_eq!(decision.side, Some(Serverless));
         let held = decision.held.unwrap_or_default();
         assert!(held.contains("4 workers were busy at once"), "{held}");
+    }
+
+    /// The Pod side is costed in the cloud the spec asks for: a Community pod at the Community
+    /// price, not the Secure one.
+    #[test]
+    fn the_pod_side_is_priced_in_the_spec_cloud() {
+        let prices = PriceCatalogue::builtin();
+        let secure = auto_spec(serde_json::json!({}));
+        let community = auto_spec(
+            serde_json::json!({"gpu": {"types": [A100], "cloud": "Community"}}),
+        );
+        let rates = |spec| serverless_rates(spec, &prices).unwrap().pod_per_hour;
+        assert_eq!(rates(&secure), prices.pod_per_hour(A100, false).ok());
+        assert_eq!(rates(&community), prices.pod_per_hour(A100, true).ok());
+        assert_ne!(rates(&secure), rates(&community));
     }
 
     #[test]
