@@ -786,11 +786,11 @@ async fn type_auto_moves_a_mostly_idle_pod_back_to_serverless() {
         &h,
         "quiet",
         json!({"type": "Pod", "image": "img:1", "gpu": {"types": [A100]},
-               "spendingCap": {"usdPerHour": "8"}}),
+               "spendingCap": {"usdPerHour": "10"}}),
     )
     .await;
     // Now `type: Auto`: what runs (the pod) stays until measured. (The cap holds the pod and
-    // two flex workers while both run.)
+    // two flex workers while both run, at the raised price below: 3.51 + 2 x 2.74 USD/h.)
     h.edit(
         "ml",
         "quiet",
@@ -815,6 +815,7 @@ async fn type_auto_moves_a_mostly_idle_pod_back_to_serverless() {
         })
     };
     let mut measured = None;
+    let mut priced = None;
     let mut controller = Some(a);
     for hour in 0..27 {
         if hour == 14 {
@@ -824,6 +825,12 @@ async fn type_auto_moves_a_mostly_idle_pod_back_to_serverless() {
             controller.take().unwrap().stop().await.unwrap();
             controller = Some(h.start("b", Duration::from_secs(1)));
         }
+        if hour == 15 {
+            // RunPod raises the A100's price; the controller's catalogue (read hourly) still
+            // says 1.89, but the pod's bill says what it costs now.
+            h.sim_admin("prices", json!({"gpuType": A100, "secure": "3.50"}))
+                .await;
+        }
         h.sim_admin("clock", json!({"advanceSeconds": 3600})).await;
         tokio::time::sleep(Duration::from_millis(1500)).await;
         let (pods, endpoints) = counts();
@@ -831,15 +838,22 @@ async fn type_auto_moves_a_mostly_idle_pod_back_to_serverless() {
             pods + endpoints >= 1,
             "the pod went before the endpoint was made"
         );
-        if let Some(u) = workloads
+        if let Some(s) = workloads
             .get("quiet")
             .await
             .ok()
             .and_then(|w| w.status)
             .filter(|s| s.runs_as == Some(WorkloadType::Pod))
-            .and_then(|s| s.utilisation)
         {
-            measured = Some(u);
+            let advice = s
+                .conditions
+                .iter()
+                .find(|c| c.type_ == "CostAdvice")
+                .map(|c| c.message.clone());
+            if let (Some(u), Some(r)) = (s.utilisation, s.recommendation) {
+                measured = Some(u);
+                priced = Some((r, advice.unwrap_or_default()));
+            }
         }
     }
     let started = Instant::now();
@@ -872,6 +886,21 @@ async fn type_auto_moves_a_mostly_idle_pod_back_to_serverless() {
     assert_eq!(
         utilisation.measured_from,
         Some(runpod_operator::api::MeasuredFrom::PodGpu)
+    );
+    // The Pod side at what the pod was billed: part of the window at 1.89 USD/h, part at 3.50.
+    let (recommendation, advice) = priced.unwrap();
+    let now: f64 = recommendation
+        .current_per_month
+        .to_string()
+        .parse()
+        .unwrap();
+    assert!(
+        now > 1.89 * 720.0 + 1.0 && now < 3.50 * 720.0,
+        "{recommendation:?} {advice}"
+    );
+    assert!(
+        advice.contains("the pod is priced from its bill"),
+        "{advice}"
     );
     let busy: f64 = utilisation.busy_hours_per_day.parse().unwrap();
     assert!(

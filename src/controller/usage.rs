@@ -70,6 +70,8 @@ struct State {
     pods: HashMap<String, PodSamples>,
     /// Endpoint id -> its `/health` samples.
     health: HashMap<String, HealthSamples>,
+    /// Pod id -> what its bill says (a `type: Auto` pod's), and when it was read.
+    pod_bills: HashMap<String, (Instant, Option<PodRate>)>,
     /// The hour (controller's clock) the samples of gone pods and endpoints were last
     /// forgotten.
     pruned: i64,
@@ -95,6 +97,59 @@ struct PodSamples {
     hours: std::collections::BTreeMap<u64, (u32, u32)>,
     /// When it was last sampled (pods not sampled for [`KEEP_HOURS`] are forgotten).
     seen: Option<Instant>,
+}
+
+/// What a pod's hourly bill says it costs: the GPU USD of its whole billed hours, per hour.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PodRate {
+    /// USD per hour, all its GPUs.
+    pub per_hour: Decimal,
+    /// How many hours it is the mean of.
+    pub hours: u32,
+}
+
+/// What a pod's hourly bill (`GET /v2/billing/pods?podId=&bucketSize=hour`) says it costs per
+/// hour: the mean GPU amount of its billed hours, leaving out its first billed hour (it may
+/// have started within it) and the hour in progress and the one before it (RunPod bills them
+/// with a lag), so each hour counted is one it ran whole. `end`: the end of the answer's
+/// window (of RunPod's current hour). `Ok(None)` before such an hour; an error naming the
+/// first record that cannot be read (the whole answer is then dropped).
+pub fn pod_rate(
+    records: &[serde_json::Value],
+    pod: &str,
+    end: Timestamp,
+) -> Result<Option<PodRate>, String> {
+    let mut hours = std::collections::BTreeMap::new();
+    for (n, r) in records.iter().enumerate() {
+        if r["podId"].as_str().is_some_and(|id| id != pod) {
+            continue;
+        }
+        let at: Timestamp = r["startTime"]
+            .as_str()
+            .and_then(|t| t.parse().ok())
+            .ok_or_else(|| format!("pod billing record {n}: startTime is not an RFC 3339 time"))?;
+        let amount = r["gpuAmount"]
+            .as_f64()
+            .filter(|a| a.is_finite() && *a >= 0.0 && *a < 1e6)
+            .ok_or_else(|| format!("pod billing record {n}: gpuAmount is not an amount of USD"))?;
+        *hours.entry(hour_of(at)).or_insert(0.0) += amount;
+    }
+    // The current hour is the one before `end`; the newest read is two before that.
+    let newest_whole = hour_of(end) - 3;
+    let billed: Vec<f64> = hours
+        .iter()
+        .filter(|(h, a)| **h <= newest_whole && **a > 0.0)
+        .skip(1)
+        .map(|(_, a)| *a)
+        .collect();
+    if billed.is_empty() {
+        return Ok(None);
+    }
+    let mean = billed.iter().sum::<f64>() / billed.len() as f64;
+    Ok(Decimal::from_f64(mean).map(|m| PodRate {
+        per_hour: m.round_dp(6),
+        hours: u32::try_from(billed.len()).unwrap_or(u32::MAX),
+    }))
 }
 
 /// A GPU at or above this percent of utilisation counts the pod as busy.
@@ -433,6 +488,61 @@ impl Usage {
         }
     }
 
+    /// Reads a `type: Auto` pod's hourly bill over the last `window` hours, at most once per
+    /// `every` (one request; a failed or unreadable answer keeps what was known, and is
+    /// tried again after `every`). See [`pod_rate`].
+    pub async fn read_pod_bill(&self, client: &Client, pod: &str, window: u32, every: Duration) {
+        {
+            let mut state = self.lock();
+            if state
+                .pod_bills
+                .get(pod)
+                .is_some_and(|(at, _)| at.elapsed() < every)
+            {
+                return;
+            }
+            // Taken now, so that reconciles meanwhile do not read it again.
+            let known = state.pod_bills.get(pod).and_then(|(_, rate)| *rate);
+            let live: std::collections::HashSet<&String> = state.pods.keys().collect();
+            if state.pod_bills.len() > 2 * live.len() + 16 {
+                let keep: std::collections::HashSet<String> = live.into_iter().cloned().collect();
+                state.pod_bills.retain(|id, _| keep.contains(id));
+            }
+            state
+                .pod_bills
+                .insert(pod.to_string(), (Instant::now(), known));
+        }
+        let last_n = window.clamp(1, u32::try_from(WINDOW_HOURS).unwrap_or(168)) + 3;
+        let query = BillingQuery {
+            bucket_size: Some("hour".into()),
+            id: Some(pod.to_string()),
+            last_n: Some(last_n),
+            ..BillingQuery::default()
+        };
+        let read = match client.billing(BillingKind::Pods, &query).await {
+            Ok(bill) => match bill.window() {
+                Some((_, end)) => pod_rate(&bill.records, pod, end),
+                None => Err("RunPod's pod billing answer says no window (metadata.query)".into()),
+            },
+            Err(e) => Err(e.to_string()),
+        };
+        match read {
+            Ok(rate) => {
+                if let Some(entry) = self.lock().pod_bills.get_mut(pod) {
+                    entry.1 = rate;
+                }
+            }
+            Err(why) => {
+                tracing::warn!(pod, error = %why, "a pod's bill could not be read; its catalogue price stands in");
+            }
+        }
+    }
+
+    /// What a pod's bill says it costs, when read (see [`Usage::read_pod_bill`]).
+    pub fn pod_bill(&self, pod: &str) -> Option<PodRate> {
+        self.lock().pod_bills.get(pod).and_then(|(_, rate)| *rate)
+    }
+
     /// Seeds a pod that has no samples in this process (the controller restarted) with what
     /// the workload's status says was measured before: `hours` whole hours of uptime just
     /// before the current one, each busy `busy_per_day` ÷ 24 of the hour, so a restart does
@@ -730,5 +840,40 @@ mod tests {
         unknown.runtime = None;
         assert!(!usage.seed_pod(&unknown, 12, Decimal::from(6)));
         assert_eq!(usage.pod_measured("p1", 24), None);
+    }
+
+    #[test]
+    fn a_pods_bill_gives_the_mean_of_its_whole_hours() {
+        let rec = |pod: &str, hour: i64, gpu: f64| json!({"podId": pod, "startTime": time_of(hour).to_string(), "gpuAmount": gpu});
+        // RunPod's current hour is 110 (the answer ends at 111): 109 and 110 are left out.
+        let end = time_of(111);
+        let records = vec![
+            rec("p1", 100, 0.5), // its first billed hour: started within it
+            rec("p1", 101, 1.89),
+            rec("p1", 102, 2.51),
+            rec("p1", 103, 0.0), // stopped: no GPU billed
+            rec("other", 104, 99.0),
+            rec("p1", 108, 1.99),
+            rec("p1", 109, 0.7),
+            rec("p1", 110, 0.1),
+        ];
+        let rate = pod_rate(&records, "p1", end).unwrap().unwrap();
+        assert_eq!(rate.hours, 3);
+        assert_eq!(rate.per_hour, Decimal::new(213, 2));
+        // Nothing whole yet.
+        assert_eq!(pod_rate(&records[..1], "p1", end).unwrap(), None);
+        assert_eq!(pod_rate(&[], "p1", end).unwrap(), None);
+        // One record that cannot be read drops the answer, naming it.
+        for bad in [
+            json!({"podId": "p1", "startTime": "yesterday", "gpuAmount": 1.0}),
+            json!({"podId": "p1", "startTime": time_of(101).to_string(), "gpuAmount": -1.0}),
+            json!({"podId": "p1", "startTime": time_of(101).to_string(), "gpuAmount": "1"}),
+            json!({"podId": "p1", "startTime": time_of(101).to_string(), "gpuAmount": 1e300}),
+        ] {
+            let mut all = records.clone();
+            all.push(bad);
+            let why = pod_rate(&all, "p1", end).unwrap_err();
+            assert!(why.contains("pod billing record 8"), "{why}");
+        }
     }
 }

@@ -193,6 +193,8 @@ struct Measurement {
     held: Option<String>,
     /// Where the advice's figures come from.
     from: Option<MeasuredFrom>,
+    /// A `type: Auto` pod's bill, when it priced the Pod side.
+    bill: Option<super::usage::PodRate>,
 }
 
 /// The side a `type: Auto` workload runs as now: the one the status records, else the one
@@ -244,6 +246,7 @@ fn measure(
         auto_type: side,
         held: None,
         from: None,
+        bill: None,
     };
     let (Some(id), Some(_)) = (id, running) else {
         return keep;
@@ -269,6 +272,7 @@ fn measure(
         auto_type: decision.side,
         held: decision.held,
         from: Some(MeasuredFrom::Billing),
+        bill: None,
     }
 }
 
@@ -291,12 +295,18 @@ fn measure_pod(
     };
     seed_from_status(w, usage, pod);
     usage.sample_pod(pod);
-    let (Some(busy), Ok(rates)) = (
+    let (Some(busy), Ok(mut rates)) = (
         usage.pod_measured(&pod.id, w.spec.window_hours()),
         serverless_rates(&w.spec, prices),
     ) else {
         return stay;
     };
+    // What the pod is billed (its cloud, its GPU type, a price changed since the catalogue was
+    // read) prices the Pod side, once a whole hour of it is billed.
+    let bill = usage.pod_bill(&pod.id);
+    if let Some(bill) = bill {
+        rates.pod_per_hour = Some(bill.per_hour / Decimal::from(rates.gpus.max(1)));
+    }
     let (advice, decision) = auto_decide_pod(&w.spec, &busy, &rates);
     // The end of the last whole hour measured: the start of the pod's current hour of uptime,
     // to five minutes (so that it moves hourly, not with every sample's latency).
@@ -310,6 +320,7 @@ fn measure_pod(
         auto_type: decision.side,
         held: decision.held,
         from: Some(MeasuredFrom::PodGpu),
+        bill,
     }
 }
 
@@ -457,6 +468,28 @@ async fn apply(w: Arc<GpuWorkload>, ctx: &Context) -> Result<Action, Error> {
     let view = AccountView::with_total(&ws, &snapshot, &prices, now, total_worst);
     // What other reconciles of the account approved and RunPod does not bill yet.
     let (pending, ledger) = runtime.inventory.pending(&key);
+    // A `type: Auto` pod: its bill, read now and then, prices its side of the advice.
+    if w.spec.workload_type == WorkloadType::Auto
+        && current_side(&w, &snapshot) == WorkloadType::Pod
+        && let Some(pod) = snapshot.pod_of(
+            w.status.as_ref().and_then(|s| s.runpod_id.as_deref()),
+            &owner(&w).runpod_name(),
+        )
+    {
+        let pod = pod.id.clone();
+        let every = super::usage::Usage::head_every(Duration::from_secs(u64::from(
+            account.spec.resync_interval_seconds,
+        )));
+        runtime
+            .usage
+            .read_pod_bill(
+                runtime.inventory.client(),
+                &pod,
+                w.spec.window_hours(),
+                every,
+            )
+            .await;
+    }
     let mut measurement = measure(&w, &runtime.usage, &snapshot, &prices);
     let mut budget = Budget {
         others_worst_per_hour: Some(others_worst),
@@ -555,6 +588,14 @@ async fn apply(w: Arc<GpuWorkload>, ctx: &Context) -> Result<Action, Error> {
         let (mut utilisation, recommendation, mut verdict) =
             advice_status(advice, &until.to_string());
         utilisation.measured_from = measurement.from;
+        if let Some(bill) = measurement.bill {
+            verdict.message = format!(
+                "{}; the pod is priced from its bill: {} USD/h over {} h",
+                verdict.message,
+                bill.per_hour.round_dp(4),
+                bill.hours
+            );
+        }
         if let Some(why) = &switch_refused {
             verdict.message = format!("{}; type Auto did not switch: {why}", verdict.message);
         } else if let Some(why) = &measurement.held {

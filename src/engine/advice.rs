@@ -1126,9 +1126,8 @@ mod tests {
     fn the_pod_side_is_priced_in_the_spec_cloud() {
         let prices = PriceCatalogue::builtin();
         let secure = auto_spec(serde_json::json!({}));
-        let community = auto_spec(
-            serde_json::json!({"gpu": {"types": [A100], "cloud": "Community"}}),
-        );
+        let community =
+            auto_spec(serde_json::json!({"gpu": {"types": [A100], "cloud": "Community"}}));
         let rates = |spec| serverless_rates(spec, &prices).unwrap().pod_per_hour;
         assert_eq!(rates(&secure), prices.pod_per_hour(A100, false).ok());
         assert_eq!(rates(&community), prices.pod_per_hour(A100, true).ok());
