@@ -748,9 +748,9 @@ fn advise_reads_the_bill_and_recommends_a_pod_for_steady_traffic_and_flex_for_bu
             .unwrap()
     };
     let (steady, bursty) = (id_of("steady"), id_of("bursty"));
-    // 48 hours: every hour a 3,000 s job at the steady endpoint; every 6 hours a 60 s job at
-    // the bursty one.
-    for hour in 0..48 {
+    // A week: every hour a 3,000 s job at the steady endpoint; every 12 hours a burst of three
+    // 120 s jobs at once at the bursty one.
+    for hour in 0..168 {
         let job = |id: &str, seconds: u32| {
             let reply = sim.http(
                 "RUNPOD_SERVERLESS_URL",
@@ -761,8 +761,10 @@ fn advise_reads_the_bill_and_recommends_a_pod_for_steady_traffic_and_flex_for_bu
             assert!(reply.contains("IN_QUEUE"), "{reply}");
         };
         job(&steady, 3000);
-        if hour % 6 == 0 {
-            job(&bursty, 60);
+        if hour % 12 == 0 {
+            for _ in 0..3 {
+                job(&bursty, 120);
+            }
         }
         sim.admin("POST", "/_sim/clock", r#"{"advanceSeconds": 3600}"#);
     }
