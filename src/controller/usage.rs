@@ -405,7 +405,14 @@ impl Usage {
     ) {
         let mut state = self.lock();
         Self::prune(&mut state, hour);
-        let samples = state.health.entry(endpoint.to_string()).or_default();
+        if !state.health.contains_key(endpoint) {
+            state
+                .health
+                .insert(endpoint.to_string(), HealthSamples::default());
+        }
+        let Some(samples) = state.health.get_mut(endpoint) else {
+            return;
+        };
         if samples.last == Some(read_at) {
             return;
         }
