@@ -771,8 +771,18 @@ async fn type_auto_keeps_an_endpoint_whose_bursts_one_pod_could_not_serve() {
         "{}",
         advice.message
     );
-    // And it stays an endpoint.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // And it stays an endpoint. With RunPod's clock stopped, the samples that keep coming (one
+    // a resync) write nothing: the status's figures move on with the measured hours only.
+    h.sim_admin("clock", json!({"speed": 0.0})).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let status_writes = || {
+        h.kube.requests(
+            "PATCH /apis/runpod-operator.dev/v1alpha1/namespaces/ml/gpuworkloads/pairs/status",
+        )
+    };
+    let before = status_writes();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(status_writes(), before, "a status write per sample");
     assert_eq!(h.creates(), 1, "no pod was made");
 }
 

@@ -85,6 +85,8 @@ struct HealthSamples {
     last: Option<Instant>,
     /// (hour since 1970, that hour's samples), oldest first; [`KEEP_HOURS`] at most.
     hours: std::collections::VecDeque<(i64, Sampled)>,
+    /// The last sum over a window: ((the measurement's last hour, the window), the sum).
+    summary: Option<((i64, u32), Sampled)>,
 }
 
 /// A running pod's GPU samples, by hour of its container's uptime (RunPod's clock: the
@@ -443,26 +445,37 @@ impl Usage {
     }
 
     /// An endpoint's `/health` samples over the last `window` hours (the hour in progress
-    /// included); `None` before the first.
-    pub fn health_sampled(&self, endpoint: &str, window: u32) -> Option<Sampled> {
-        self.health_sampled_at(hour_of(Timestamp::now()), endpoint, window)
+    /// included), as they were when the measurement last moved on: summed again only when
+    /// `until` (the end of the last billed hour read) changes, so the figures in the status
+    /// change hourly, not with every sample (a status write per resync otherwise). `None`
+    /// before the first sample.
+    pub fn health_sampled(&self, endpoint: &str, window: u32, until: Timestamp) -> Option<Sampled> {
+        self.health_sampled_at(hour_of(Timestamp::now()), endpoint, window, hour_of(until))
     }
 
     /// [`Usage::health_sampled`] at `hour`.
-    fn health_sampled_at(&self, hour: i64, endpoint: &str, window: u32) -> Option<Sampled> {
+    fn health_sampled_at(
+        &self,
+        hour: i64,
+        endpoint: &str,
+        window: u32,
+        until: i64,
+    ) -> Option<Sampled> {
         let oldest = hour - i64::from(window.max(1));
-        let state = self.lock();
-        let mut all = Sampled::default();
-        for (_, hour) in state
-            .health
-            .get(endpoint)?
-            .hours
-            .iter()
-            .filter(|(h, _)| *h > oldest)
+        let mut state = self.lock();
+        let samples = state.health.get_mut(endpoint)?;
+        if let Some((key, sampled)) = &samples.summary
+            && *key == (until, window)
         {
+            return Some(sampled.clone());
+        }
+        let mut all = Sampled::default();
+        for (_, hour) in samples.hours.iter().filter(|(h, _)| *h > oldest) {
             all.merge(hour);
         }
-        (all.samples() > 0).then_some(all)
+        let all = (all.samples() > 0).then_some(all)?;
+        samples.summary = Some(((until, window), all.clone()));
+        Some(all)
     }
 
     /// Takes one sample of a pod's GPUs, if it runs and RunPod says its utilisation: busy when
@@ -739,19 +752,30 @@ mod tests {
         usage.sample_health_at(100, "ep", second, &health(0, 1, 3), 5);
         // Hour 101: a hostile count of running workers counts as the endpoint's maximum.
         usage.sample_health_at(101, "ep", third, &health(1_000_000, 0, 0), 5);
-        let all = usage.health_sampled_at(101, "ep", 24).unwrap();
+        let all = usage.health_sampled_at(101, "ep", 24, 99).unwrap();
         assert_eq!((all.samples(), all.hours), (3, 2));
         assert_eq!((all.busy.max(), all.throttled, all.queued), (5, 1, 1));
         assert_eq!(all.busy.seconds.len(), 6, "levels up to the maximum only");
+        // The sum stays until the measurement moves on (no status write per sample).
+        let fourth = first + Duration::from_secs(10);
+        usage.sample_health_at(101, "ep", fourth, &health(3, 0, 0), 5);
+        let samples = |until| {
+            usage
+                .health_sampled_at(101, "ep", 24, until)
+                .unwrap()
+                .samples()
+        };
+        assert_eq!(samples(99), 3);
+        assert_eq!(samples(100), 4);
         // A one-hour window at hour 101 holds that hour only.
-        let last = usage.health_sampled_at(101, "ep", 1).unwrap();
-        assert_eq!((last.samples(), last.hours), (1, 1));
+        let last = usage.health_sampled_at(101, "ep", 1, 100).unwrap();
+        assert_eq!((last.samples(), last.hours), (2, 1));
         // Another endpoint, never sampled: nothing. Hours past the kept ones are dropped.
-        assert!(usage.health_sampled_at(101, "other", 24).is_none());
+        assert!(usage.health_sampled_at(101, "other", 24, 100).is_none());
         let later = first + Duration::from_secs(3);
         usage.sample_health_at(101 + KEEP_HOURS, "ep", later, &health(0, 0, 0), 5);
         let kept = usage
-            .health_sampled_at(101 + KEEP_HOURS, "ep", 7 * 24)
+            .health_sampled_at(101 + KEEP_HOURS, "ep", 7 * 24, 101 + KEEP_HOURS)
             .unwrap();
         assert_eq!(kept.samples(), 1, "hours older than the kept ones are gone");
         assert_eq!(usage.lock().health["ep"].hours.len(), 1);

@@ -257,7 +257,7 @@ fn measure(
     let Ok(rates) = serverless_rates(&w.spec, prices) else {
         return keep;
     };
-    let sampled = usage.health_sampled(id, w.spec.window_hours());
+    let sampled = usage.health_sampled(id, w.spec.window_hours(), measured.until);
     let (advice, decision) = auto_decide(
         &w.spec,
         side,
