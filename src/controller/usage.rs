@@ -1,5 +1,6 @@
-//! Measured use of an account's serverless endpoints, from RunPod's hourly billing, kept in
-//! memory per account and rebuilt from RunPod after a restart (RunPod keeps the billing).
+//! Measured use of an account's endpoints and `type: Auto` pods. The endpoints' hourly
+//! billing is kept in memory per account and rebuilt from RunPod after a restart (RunPod keeps
+//! the billing).
 //!
 //! One request at most per account reconcile, through the account's client and budget:
 //!
@@ -15,6 +16,15 @@
 //! An answer is taken whole or not at all: one record that cannot be read (no endpoint id,
 //! a time or an amount that is not one) drops the answer, and the hours are read again later.
 //! Memory: per endpoint, one `(hour, USD)` pair per billed hour of the last [`KEEP_HOURS`].
+//!
+//! Beside the bill, the workload reconciler hands in what it reads anyway or reads for
+//! `type: Auto` only, each kept by hour for [`KEEP_HOURS`] at most:
+//!
+//! - each endpoint's `/health` samples ([`Usage::sample_health`]): bursts shorter than the
+//!   bill's hour, and time throttled or queued (in memory only: a restart starts them over);
+//! - a `type: Auto` pod's GPU samples ([`Usage::sample_pod`], seeded from the status after a
+//!   restart) and its hourly bill ([`Usage::read_pod_bill`], one request per pod every few
+//!   resyncs), which prices the Pod side of its advice.
 
 use std::{
     collections::{BTreeSet, HashMap},
@@ -480,8 +490,9 @@ impl Usage {
 
     /// Takes one sample of a pod's GPUs, if it runs and RunPod says its utilisation: busy when
     /// any GPU is at [`POD_BUSY_PERCENT`] or more. The controller samples a pod each time it
-    /// reconciles its workload (every resync at least). Not rebuilt after a restart: RunPod
-    /// keeps no history of it (a pod's bill is flat), so a restarted controller measures again.
+    /// reconciles its workload (every resync at least). RunPod keeps no history of it (a pod's
+    /// bill is flat): after a restart the samples start from the status's figures
+    /// ([`Usage::seed_pod`]) or over.
     pub fn sample_pod(&self, pod: &crate::runpod::types::Pod) {
         let Some(runtime) = pod.runtime.as_ref().filter(|_| pod.status == "RUNNING") else {
             return;
