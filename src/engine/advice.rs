@@ -573,8 +573,8 @@ pub struct AutoDecision {
 /// The advice for a serverless workload measured as `billed` (USD per hour, oldest first,
 /// from its endpoint's hourly bill while it ran `active` always-on workers) and `sampled`
 /// (its `/health` samples, if any: the Pod side is sized for the most workers they saw busy
-/// at once), and what `Auto` does with it. `side`: the side a `type: Auto` workload runs as now (`None` for another
-/// type). `Auto` acts only on a whole window (`spec.measurement.windowDays`) and only when
+/// at once), and what `Auto` does with it. `side`: the side a `type: Auto` workload runs as
+/// now (`None` for another type). `Auto` acts only on a whole window (`spec.measurement.windowDays`) and only when
 /// the new way is cheaper than what runs by more than the spec's margin; `type: Auto` moves
 /// to one Pod only (a workload is one pod). Pure: the controller and the CLI both call it.
 pub fn auto_decide(
