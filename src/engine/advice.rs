@@ -81,6 +81,18 @@ impl Concurrency {
         usage
     }
 
+    /// A histogram from `/health` samples, over `window_seconds`: each number of busy workers
+    /// gets the share of the window that its share of the samples says.
+    pub fn from_samples(sampled: &Sampled, window_seconds: u64) -> Self {
+        let samples = u128::from(sampled.samples().max(1));
+        let mut usage = Self::default();
+        for (level, n) in sampled.busy.seconds.iter().enumerate() {
+            let seconds = u128::from(*n) * u128::from(window_seconds) / samples;
+            usage.record(level as u32, u64::try_from(seconds).unwrap_or(u64::MAX));
+        }
+        usage
+    }
+
     /// The window's length.
     pub fn window_seconds(&self) -> u64 {
         self.seconds.iter().sum()
@@ -136,6 +148,10 @@ impl Concurrency {
     }
 }
 
+/// Samples an hour, on average, before `/health` samples measure a window (see
+/// [`Sampled::covers`]).
+pub const SAMPLES_PER_HOUR: u64 = 4;
+
 /// What `/health` said at the instants it was read (the controller reads it once a resync):
 /// how many workers ran a job, and whether a worker waited for a GPU (throttled: RunPod had
 /// none free) or a job waited in the queue. Hourly bills average an hour; samples see a burst
@@ -177,6 +193,12 @@ impl Sampled {
     /// How many samples.
     pub fn samples(&self) -> u64 {
         self.busy.window_seconds()
+    }
+
+    /// Whether the samples measure a window of `hours`: every hour of it sampled, and
+    /// [`SAMPLES_PER_HOUR`] an hour on average.
+    pub fn covers(&self, hours: u32) -> bool {
+        self.hours >= hours && self.samples() >= u64::from(hours) * SAMPLES_PER_HOUR
     }
 
     /// The hours of the sampled time that `count` of the samples stand for (the share of the
@@ -288,6 +310,10 @@ pub struct Advice {
     /// What `/health` showed when sampled, if it was.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sampled: Option<Sampled>,
+    /// Whether the busy workers above were measured from the samples rather than the bill
+    /// (see [`auto_decide`]).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub from_samples: bool,
 }
 
 /// Why no advice can be given.
@@ -407,6 +433,7 @@ pub fn advise(
         best,
         saving_per_month,
         sampled: None,
+        from_samples: false,
     })
 }
 
@@ -513,6 +540,11 @@ pub fn advice_status(
         "measured {} h: busy {} h/day, busy workers p50/p95/max {}/{}/{}",
         advice.window_hours, advice.busy_hours_per_day, advice.p50, advice.p95, advice.max
     );
+    if advice.from_samples {
+        evidence.push_str(
+            " (from /health samples: the bill cannot say how busy the active workers were)",
+        );
+    }
     if let Some(s) = advice.sampled.as_ref().filter(|s| s.samples() > 0) {
         evidence.push_str(&format!(
             "; sampled {} times over {} h: at most {} busy at once, throttled {} h, queued {} h",
@@ -593,7 +625,16 @@ pub fn auto_decide(
     let margin = spec.switch_margin();
     let window = spec.window_hours();
     let whole = billed.len() >= usize::try_from(window).unwrap_or(usize::MAX);
-    let mut histogram = Concurrency::from_hours(active, &flex_seconds_of(billed, active, rates));
+    let billing = Concurrency::from_hours(active, &flex_seconds_of(billed, active, rates));
+    // The bill cannot say how busy always-on workers were (they bill the same busy or idle, so
+    // it counts them busy all hour): with active workers running, samples that cover the
+    // window measure instead. Else an endpoint whose traffic stopped would keep its active
+    // workers, and pay for them, for ever.
+    let from_samples = sampled.filter(|s| active > 0 && whole && s.covers(window));
+    let mut histogram = match from_samples {
+        Some(s) => Concurrency::from_samples(s, billing.window_seconds()),
+        None => billing,
+    };
     histogram.peak = sampled.map_or(0, |s| s.busy.max());
     let max = settings.max_workers.max(1);
     let auto_active = auto.then(|| {
@@ -611,6 +652,7 @@ pub fn auto_decide(
         .ok()
         .map(|a| Advice {
             sampled: sampled.cloned(),
+            from_samples: from_samples.is_some(),
             ..a
         });
     let auto_side = side.map(
@@ -1148,6 +1190,59 @@ mod tests {
         let (_, decision) = auto_decide(&spec, None, 0, &two[..47], None, &rates);
         assert_eq!(decision.active, Some(0), "half a window changes nothing");
         assert!(decision.held.is_some());
+    }
+
+    /// An endpoint with an active worker whose traffic stopped: its bill is the active
+    /// worker's, every hour, busy or not, so the bill alone keeps the worker for ever. Samples
+    /// that cover the window see it idle, and `workerClass: Auto` lets it go.
+    #[test]
+    fn worker_class_auto_lets_an_idle_active_worker_go_when_samples_cover_the_window() {
+        let rates = a100();
+        let spec = auto_spec(serde_json::json!({
+            "type": "Serverless",
+            "serverless": {"workerClass": "Auto", "maxWorkers": 4}
+        }));
+        let active_hour = rates.active_per_second.unwrap() * Decimal::from(SECONDS_PER_HOUR);
+        let idle = vec![active_hour; 48];
+        let (_, decision) = auto_decide(&spec, None, 1, &idle, None, &rates);
+        assert_eq!(decision.active, Some(1), "the bill alone cannot tell");
+        let sampled = |hours: u32, per_hour: u64, busy_every: u64| {
+            let mut all = Sampled::default();
+            for _ in 0..hours {
+                let mut hour = Sampled {
+                    hours: 1,
+                    ..Sampled::default()
+                };
+                for n in 0..per_hour {
+                    hour.record(u64::from(n % busy_every == 0), false, false);
+                }
+                all.merge(&hour);
+            }
+            all
+        };
+        // 48 hours of samples, one in sixty busy: the worker goes.
+        let quiet = sampled(48, 60, u64::MAX);
+        let (advice, decision) = auto_decide(&spec, None, 1, &idle, Some(&quiet), &rates);
+        assert_eq!(decision.active, Some(0));
+        let advice = advice.unwrap();
+        assert!(advice.from_samples);
+        let (_, _, verdict) = advice_status(&advice, "x");
+        assert!(
+            verdict.message.contains("from /health samples"),
+            "{}",
+            verdict.message
+        );
+        // Busy in every sample: it stays (and the bill's figures are not what decided it).
+        let busy = sampled(48, 60, 1);
+        let (_, decision) = auto_decide(&spec, None, 1, &idle, Some(&busy), &rates);
+        assert_eq!(decision.active, Some(1));
+        // Samples that do not cover the window (hours missing, or too few) leave the bill to
+        // decide.
+        for thin in [sampled(40, 60, u64::MAX), sampled(48, 2, u64::MAX)] {
+            let (advice, decision) = auto_decide(&spec, None, 1, &idle, Some(&thin), &rates);
+            assert_eq!(decision.active, Some(1));
+            assert!(!advice.unwrap().from_samples);
+        }
     }
 
     #[test]
